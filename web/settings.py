@@ -1,0 +1,112 @@
+"""Settings: ``SUIMEET_*`` environment variables over an optional TOML file over defaults.
+
+The TOML file is named by ``SUIMEET_CONFIG`` (or ``--config``); its keys are the field names
+below (``database_url = "..."``, ``[smtp]`` is not nested: use ``smtp_host`` and so on).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of the server, with the default a fresh install runs with."""
+
+    model_config = SettingsConfigDict(env_prefix="SUIMEET_", extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="Where the SQLite file, the secret key, "
+                           "the mail drop and stored files live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: a SQLite file in the data directory. "
+        "PostgreSQL: postgresql://user@host/db")
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on.")
+    public_url: str | None = Field(
+        None, description="Base URL people reach the server at (used in emails); "
+        "default http://HOST:PORT")
+    secret_key: SecretStr | None = Field(
+        None, description="Signs links and cookies; generated once into the data directory "
+        "when not given.")
+    timezone: str = Field("Asia/Shanghai", description="Default time zone of meetings.")
+    locale: Literal["zh-CN", "en"] = Field("zh-CN", description="Default language of pages "
+                                           "and emails.")
+    smtp_host: str | None = Field(None, description="SMTP server; without it mail goes to "
+                                  "DATA_DIR/maildir.")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_username: str | None = Field(None, description="SMTP login.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field("starttls", description="SMTP "
+                                                          "transport security.")
+    mail_from: str = Field("SuiMeet <suimeet@localhost>", description="Sender of emails.")
+    ice_servers: list[str] = Field(default_factory=list, description="STUN/TURN URLs given to "
+                                   "peers; empty by default (no public STUN server).")
+    media_host_addresses: list[str] = Field(default_factory=list, description="Addresses the "
+                                            "media server offers as ICE host candidates; "
+                                            "empty: the machine's own.")
+    login_attempts_per_minute: int = Field(5, ge=1, description="Failed logins allowed per "
+                                           "email and per client address each minute.")
+    session_hours: int = Field(12, ge=1, description="Lifetime of a login session or token.")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body "
+                                "accepted (JSON APIs).")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("ice_servers", "media_host_addresses", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("SUIMEET_CONFIG")
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'suimeet.sqlite3').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def secret(self) -> bytes:
+        """The signing key: given, or read from (first made in) the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+def load_settings(config: str | None = None, **overrides: Any) -> Settings:
+    if config:
+        os.environ["SUIMEET_CONFIG"] = config
+    settings = Settings(**overrides)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
