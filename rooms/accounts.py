@@ -46,34 +46,48 @@ class Accounts:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create_account(self, email: str, password: str, role: Role,
-                             *, name: str | None = None, unit_id: int | None = None) -> Account:
+    async def create_account(
+        self,
+        email: str,
+        password: str,
+        role: Role,
+        *,
+        name: str | None = None,
+        unit_id: int | None = None,
+    ) -> Account:
         """An account for the person with this email (the person is created if needed)."""
         email = email.strip().lower()
         if len(password) < MIN_PASSWORD_LENGTH:
-            raise Invalid("password too short",
-                          fields={"password": f"at least {MIN_PASSWORD_LENGTH} characters"})
+            raise Invalid(
+                "password too short",
+                fields={"password": f"at least {MIN_PASSWORD_LENGTH} characters"},
+            )
         async with self.db.write() as session:
             person = await session.scalar(select(Person).where(func.lower(Person.email) == email))
             if person is None:
                 if unit_id is None or name is None:
-                    raise Invalid("no person has this email; give a name and a unit to create one",
-                                  fields={"email": "unknown person"})
+                    raise Invalid(
+                        "no person has this email; give a name and a unit to create one",
+                        fields={"email": "unknown person"},
+                    )
                 person = Person(name=name, email=email, unit_id=unit_id)
                 session.add(person)
                 await session.flush()
             if await session.scalar(select(Account).where(Account.person_id == person.id)):
                 raise Conflict(f"{email} already has an account")
-            account = Account(person_id=person.id, email=email,
-                              password_hash=hash_password(password), role=role)
+            account = Account(
+                person_id=person.id, email=email, password_hash=hash_password(password), role=role
+            )
             session.add(account)
             await session.flush()
             return account
 
     async def set_password(self, email: str, password: str) -> None:
         if len(password) < MIN_PASSWORD_LENGTH:
-            raise Invalid("password too short",
-                          fields={"password": f"at least {MIN_PASSWORD_LENGTH} characters"})
+            raise Invalid(
+                "password too short",
+                fields={"password": f"at least {MIN_PASSWORD_LENGTH} characters"},
+            )
         async with self.db.write() as session:
             account = await session.scalar(select(Account).where(Account.email == email.lower()))
             if account is None:
@@ -81,8 +95,9 @@ class Accounts:
             account.password_hash = hash_password(password)
             await session.execute(delete(AuthToken).where(AuthToken.account_id == account.id))
 
-    async def login(self, email: str, password: str, *, kind: str,
-                    lifetime: timedelta) -> tuple[Account, IssuedToken]:
+    async def login(
+        self, email: str, password: str, *, kind: str, lifetime: timedelta
+    ) -> tuple[Account, IssuedToken]:
         """Check a password and issue a token of ``kind`` ("api" or "session")."""
         async with self.db.read() as session:
             account = await session.scalar(
@@ -94,8 +109,15 @@ class Accounts:
         new = mint_token("sms")
         expires = utcnow() + lifetime
         async with self.db.write() as session:
-            session.add(AuthToken(account_id=account.id, kind=kind, token_prefix=new.prefix,
-                                  token_hash=new.hash, expires_at=expires))
+            session.add(
+                AuthToken(
+                    account_id=account.id,
+                    kind=kind,
+                    token_prefix=new.prefix,
+                    token_hash=new.hash,
+                    expires_at=expires,
+                )
+            )
         return account, IssuedToken(new.token, expires.isoformat())
 
     async def logout(self, token: str) -> None:
@@ -110,9 +132,7 @@ class Accounts:
         if parsed is None or parsed[0] != "sms":
             return None
         async with self.db.read() as session:
-            row = await session.scalar(
-                select(AuthToken).where(AuthToken.token_prefix == parsed[1])
-            )
+            row = await session.scalar(select(AuthToken).where(AuthToken.token_prefix == parsed[1]))
             if row is None or not token_matches(token, row.token_hash):
                 return None
             if row.expires_at <= utcnow():
@@ -140,20 +160,29 @@ class Accounts:
             terminal = await session.scalar(
                 select(Terminal).where(Terminal.token_prefix == parsed[1])
             )
-        if (terminal is None or terminal.revoked_at is not None
-                or not token_matches(token, terminal.token_hash)):
+        if (
+            terminal is None
+            or terminal.revoked_at is not None
+            or not token_matches(token, terminal.token_hash)
+        ):
             return None
         return terminal
 
-    async def create_key(self, name: str, scopes: Sequence[str],
-                         created_by: int | None) -> IssuedKey:
+    async def create_key(
+        self, name: str, scopes: Sequence[str], created_by: int | None
+    ) -> IssuedKey:
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown:
             raise Invalid("unknown scopes", fields={"scopes": ", ".join(unknown)})
         new = mint_token("smk")
         async with self.db.write() as session:
-            key = ApiKey(name=name, scopes=sorted(set(scopes)), token_prefix=new.prefix,
-                         token_hash=new.hash, created_by=created_by)
+            key = ApiKey(
+                name=name,
+                scopes=sorted(set(scopes)),
+                token_prefix=new.prefix,
+                token_hash=new.hash,
+                created_by=created_by,
+            )
             session.add(key)
             await session.flush()
             return IssuedKey(key, new.token)

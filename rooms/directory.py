@@ -56,7 +56,7 @@ class IssuedTerminal:
 
 
 def label(model: type[Base]) -> str:
-    return _LABEL.get(model, model.__tablename__)
+    return _LABEL.get(model) or str(model.__tablename__)
 
 
 class Directory:
@@ -66,7 +66,7 @@ class Directory:
         self.db = db
 
     async def list(self, model: type[M], query: ListQuery) -> tuple[Sequence[M], int]:
-        stmt: Select[tuple[M]] = select(model)
+        stmt: Select[Any] = select(model)
         conditions: list[ColumnElement[bool]] = [
             getattr(model, name) == value for name, value in query.filters.items()
         ]
@@ -83,7 +83,7 @@ class Directory:
             rows = await session.scalars(
                 stmt.order_by(order, model.id).limit(query.limit).offset(query.offset)  # type: ignore[attr-defined]
             )
-            return rows.all(), int(total or 0)
+            return list(rows.all()), int(total or 0)
 
     async def get(self, model: type[M], row_id: int) -> M:
         async with self.db.read() as session:
@@ -202,6 +202,4 @@ class Directory:
         try:
             await session.flush()
         except IntegrityError as exc:
-            raise Conflict(
-                f"a {label(model)} with the same unique value already exists"
-            ) from exc
+            raise Conflict(f"a {label(model)} with the same unique value already exists") from exc

@@ -11,7 +11,7 @@ import enum
 from datetime import datetime
 from typing import Any, NewType
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from rooms.db import Base, UTCDateTime, utcnow

@@ -37,8 +37,9 @@ def _backend() -> str:
 
 
 async def _admin(url: str, sql: str) -> None:
-    engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1),
-                                 isolation_level="AUTOCOMMIT")
+    engine = create_async_engine(
+        url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT"
+    )
     try:
         async with engine.connect() as conn:
             await conn.exec_driver_sql(sql)
@@ -120,14 +121,16 @@ class Staff:
     async def account(self, role: Role, email: str | None = None) -> tuple[str, int]:
         email = email or f"{role.value}-{secrets.token_hex(3)}@example.gov.cn"
         account = await Accounts(self.db).create_account(
-            email, PASSWORD, role, name=f"{role.value} 测试", unit_id=self.unit.id)
+            email, PASSWORD, role, name=f"{role.value} 测试", unit_id=self.unit.id
+        )
         return email, account.person_id
 
     async def token(self, role: Role) -> str:
         if role.value not in self._tokens:
             email, _ = await self.account(role)
             response = await self.client.post(
-                "/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+                "/api/v1/auth/token", json={"email": email, "password": PASSWORD}
+            )
             assert response.status == 201, await response.text()
             self._tokens[role.value] = (await response.json())["token"]
         return self._tokens[role.value]

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -160,8 +160,9 @@ def _wrap(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
 
 def _parse_id(name: str, value: str) -> int:
     if not value.isdigit() or int(value) > MAX_ID or int(value) < 1:
-        raise ApiError(400, "bad_id", f"{name} must be a positive integer",
-                       fields={name: "not a valid id"})
+        raise ApiError(
+            400, "bad_id", f"{name} must be a positive integer", fields={name: "not a valid id"}
+        )
     return int(value)
 
 
@@ -169,8 +170,12 @@ def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseMod
     if model is None:
         if request.query:
             unknown = ", ".join(sorted(request.query))
-            raise ApiError(400, "unknown_parameter", f"unknown query parameters: {unknown}",
-                           fields={k: "unknown parameter" for k in request.query})
+            raise ApiError(
+                400,
+                "unknown_parameter",
+                f"unknown query parameters: {unknown}",
+                fields={k: "unknown parameter" for k in request.query},
+            )
         return None
     raw: dict[str, Any] = {}
     for key in request.query:
@@ -229,8 +234,9 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
         if ep.body is not None:
             models.add(ep.body)
         models.update(_models_in(ep.response))
+    modes: tuple[Literal["validation"], Literal["serialization"]] = ("validation", "serialization")
     keyed = sorted(
-        [(m, "validation") for m in models] + [(m, "serialization") for m in models],
+        [(m, mode) for m in models for mode in modes],
         key=lambda t: (t[0].__name__, t[1]),
     )
     refs, defs = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
@@ -246,19 +252,26 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
         if not ep.access.public:
             op["security"] = [{"bearer": []}, {"session": []}]
         params = [
-            {"name": name, "in": "path", "required": True,
-             "schema": {"type": "integer", "minimum": 1}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            }
             for name in _PATH_PARAM.findall(ep.path)
         ]
         if ep.query is not None:
             qschema = ep.query.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, prop in qschema.get("properties", {}).items():
-                params.append({
-                    "name": name, "in": "query",
-                    "required": name in qschema.get("required", []),
-                    "schema": prop,
-                    **({"description": prop["description"]} if "description" in prop else {}),
-                })
+                params.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in qschema.get("required", []),
+                        "schema": prop,
+                        **({"description": prop["description"]} if "description" in prop else {}),
+                    }
+                )
         if params:
             op["parameters"] = params
         if ep.body is not None:
@@ -284,8 +297,9 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
         for status in sorted(statuses):
             responses[str(status)] = {
                 "description": _STATUS_TEXT.get(status, "Error"),
-                "content": {"application/problem+json": {
-                    "schema": refs[(Problem, "serialization")]}},
+                "content": {
+                    "application/problem+json": {"schema": refs[(Problem, "serialization")]}
+                },
             }
         op["responses"] = responses
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
@@ -297,9 +311,12 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
         "components": {
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "Staff API token (sms_…), integration key (smk_…) "
-                           "or terminal token (smr_…)."},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Staff API token (sms_…), integration key (smk_…) "
+                    "or terminal token (smr_…).",
+                },
                 "session": {"type": "apiKey", "in": "cookie", "name": "suimeet_session"},
             },
         },

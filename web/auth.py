@@ -14,7 +14,7 @@ import hmac
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -112,15 +112,20 @@ async def authenticate(request: web.Request) -> Principal:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "unauthenticated", "use 'Authorization: Bearer <token>'",
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "use 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         kind = token[:3]
         if kind == "sms":
             staff = await accounts.resolve_staff(token)
             if staff is not None and staff[1].kind == "api":
                 account = staff[0]
-                return Principal("staff", role=account.role, account_id=account.id,
-                                 person_id=account.person_id)
+                return Principal(
+                    "staff", role=account.role, account_id=account.id, person_id=account.person_id
+                )
         elif kind == "smk":
             key = await accounts.resolve_key(token)
             if key is not None:
@@ -130,16 +135,33 @@ async def authenticate(request: web.Request) -> Principal:
             if terminal is not None:
                 return Principal("terminal", terminal_id=terminal.id, room_id=terminal.room_id)
         log.info("rejected bearer credential from %s", client_address(request))
-        raise ApiError(401, "unauthenticated", "the token is unknown, expired or revoked",
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "the token is unknown, expired or revoked",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         staff = await accounts.resolve_staff(cookie)
         if staff is not None and staff[1].kind == "session":
             account = staff[0]
-            return Principal("staff", role=account.role, account_id=account.id,
-                             person_id=account.person_id, session_token=cookie)
+            return Principal(
+                "staff",
+                role=account.role,
+                account_id=account.id,
+                person_id=account.person_id,
+                session_token=cookie,
+            )
     return ANONYMOUS
+
+
+async def optional_principal(request: web.Request) -> Principal:
+    """The caller where a credential is optional: a bad one counts as none."""
+    try:
+        return await authenticate(request)
+    except ApiError:
+        return ANONYMOUS
 
 
 async def check_csrf(request: web.Request, who: Principal) -> None:
@@ -148,7 +170,8 @@ async def check_csrf(request: web.Request, who: Principal) -> None:
         return
     presented = request.headers.get(CSRF_HEADER)
     if presented is None and request.content_type in (
-        "application/x-www-form-urlencoded", "multipart/form-data"
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
     ):
         form = await request.post()
         value = form.get("csrf_token")
@@ -160,16 +183,24 @@ async def check_csrf(request: web.Request, who: Principal) -> None:
 
 async def authorize(request: web.Request, access: Access) -> Principal:
     """The caller, if ``access`` lets them in; 401 for nobody, 403 for the wrong somebody."""
-    who = await authenticate(request)
     if access.public:
-        return who
+        return await optional_principal(request)
+    who = await authenticate(request)
     if who.kind == "anonymous":
-        raise ApiError(401, "unauthenticated", "log in or present a bearer token",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "log in or present a bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not access.allows(who):
-        raise ApiError(403, "forbidden", f"not allowed for {who.kind}"
-                       + (f" ({who.role.value})" if who.role else "")
-                       + f"; this needs {access.describe()}")
+        raise ApiError(
+            403,
+            "forbidden",
+            f"not allowed for {who.kind}"
+            + (f" ({who.role.value})" if who.role else "")
+            + f"; this needs {access.describe()}",
+        )
     await check_csrf(request, who)
     return who
 
@@ -211,6 +242,3 @@ class LoginLimiter:
     def succeeded(self, *keys_: str) -> None:
         for key in keys_:
             self._failures.pop(key, None)
-
-
-LoginCheck = Callable[[str, str], Awaitable[None]]

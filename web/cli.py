@@ -30,7 +30,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
-    return load_settings(args.config, **overrides)
+    settings = load_settings(args.config, **overrides)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    return settings
 
 
 async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]]) -> int:
@@ -70,8 +72,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(_demo(settings, args.demo_password))
     app = create_app(settings)
     print(f"SuiMeet on {settings.base_url}  (API docs: {settings.base_url}/api/docs)", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log_format='%a "%r" %s %b %Tfs')
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log_format='%a "%r" %s %b %Tfs',
+    )
     return 0
 
 
@@ -101,7 +108,8 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
     async def run(db: Database) -> int:
         account = await Accounts(db).create_account(
-            args.email, password, Role(args.role), name=args.name, unit_id=args.unit_id)
+            args.email, password, Role(args.role), name=args.name, unit_id=args.unit_id
+        )
         print(f"Created account {account.id} for {account.email} with role {account.role}.")
         return 0
 
@@ -126,8 +134,10 @@ def cmd_rotate_terminal_token(args: argparse.Namespace) -> int:
 
     async def run(db: Database) -> int:
         issued = await Directory(db).rotate_terminal_token(args.terminal_id)
-        print(f"New token of terminal {issued.terminal.id} ({issued.terminal.name}); "
-              "the old one no longer works. Shown once:")
+        print(
+            f"New token of terminal {issued.terminal.id} ({issued.terminal.name}); "
+            "the old one no longer works. Shown once:"
+        )
         print(issued.token)
         return 0
 
@@ -147,14 +157,18 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="suimeet", description="SuiMeet: municipal video "
-                                  "conferencing and meeting scheduling.")
+    top = argparse.ArgumentParser(
+        prog="suimeet", description="SuiMeet: municipal video conferencing and meeting scheduling."
+    )
     top.add_argument("--config", help="a TOML settings file (also SUIMEET_CONFIG)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="apply migrations and run the server")
-    p.add_argument("--demo", action="store_true", help="load demo data first if the "
-                   "directory is empty, and print the demo accounts")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="load demo data first if the directory is empty, and print the demo accounts",
+    )
     p.add_argument("--demo-password", help="password of the demo accounts (default: random)")
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 8080)")
@@ -168,16 +182,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--password", help="password of the demo accounts (default: random)")
     p.set_defaults(func=cmd_demo)
 
-    for name, func, help_ in (("create-user", cmd_create_user, "create a staff account"),
-                              ("set-password", cmd_set_password, "set an account's password")):
+    for name, func, help_ in (
+        ("create-user", cmd_create_user, "create a staff account"),
+        ("set-password", cmd_set_password, "set an account's password"),
+    ):
         p = sub.add_parser(name, help=help_)
         p.add_argument("email")
-        p.add_argument("--password-stdin", action="store_true",
-                       help="read the password from standard input instead of prompting")
+        p.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from standard input instead of prompting",
+        )
         if name == "create-user":
             p.add_argument("--role", required=True, choices=[r.value for r in Role])
-            p.add_argument("--name", help="the person's name, if the email is not in the "
-                           "directory yet")
+            p.add_argument(
+                "--name", help="the person's name, if the email is not in the directory yet"
+            )
             p.add_argument("--unit-id", type=int, help="the person's unit, likewise")
         p.set_defaults(func=func)
 
@@ -187,8 +207,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("create-api-key", help="create a scoped key for the OA integration")
     p.add_argument("--name", required=True)
-    p.add_argument("--scope", action="append", required=True, choices=SCOPES,
-                   help="repeat for several scopes")
+    p.add_argument(
+        "--scope", action="append", required=True, choices=SCOPES, help="repeat for several scopes"
+    )
     p.set_defaults(func=cmd_create_api_key)
     return top
 
@@ -196,8 +217,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings_level = "INFO"
-    logging.basicConfig(level=settings_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         result: int = args.func(args)
     except DirectoryError as exc:

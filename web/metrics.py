@@ -21,12 +21,19 @@ class Metrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
         return cls(
-            requests=Counter("suimeet_http_requests", "HTTP requests answered",
-                             ["method", "route", "status"], registry=registry),
-            latency=Histogram("suimeet_http_request_seconds", "HTTP request latency",
-                              ["method", "route"], registry=registry),
-            login_failures=Counter("suimeet_login_failures", "Failed logins",
-                                   registry=registry),
+            requests=Counter(
+                "suimeet_http_requests",
+                "HTTP requests answered",
+                ["method", "route", "status"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "suimeet_http_request_seconds",
+                "HTTP request latency",
+                ["method", "route"],
+                registry=registry,
+            ),
+            login_failures=Counter("suimeet_login_failures", "Failed logins", registry=registry),
         )
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from rooms.errors import AuthenticationFailed
 from web import keys
-from web.auth import SESSION_COOKIE, Principal, authenticate, check_csrf, csrf_token
+from web.auth import SESSION_COOKIE, Principal, check_csrf, csrf_token, optional_principal
 from web.endpoints.accounts import password_login
 from web.i18n import language, texts
 from web.problems import ApiError
@@ -18,8 +18,11 @@ PAGES: list[dict[str, Any]] = []  # extended by later features: {"href", "label"
 
 
 def context(request: web.Request, who: Principal | None = None, **extra: Any) -> dict[str, Any]:
-    csrf = (csrf_token(request.app[keys.SECRET], who.session_token)
-            if who is not None and who.session_token else None)
+    csrf = (
+        csrf_token(request.app[keys.SECRET], who.session_token)
+        if who is not None and who.session_token
+        else None
+    )
     return {"t": texts(request), "lang": language(request), "csrf": csrf, **extra}
 
 
@@ -31,7 +34,7 @@ def _safe_next(value: object) -> str:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    who = await authenticate(request)
+    who = await optional_principal(request)
     if who.kind != "staff" or who.role is None:
         raise web.HTTPFound("/login?next=/")
     async with request.app[keys.DATABASE].read() as session:
@@ -41,14 +44,22 @@ async def home(request: web.Request) -> web.StreamResponse:
     t = texts(request)
     links = [p for p in PAGES if who.role in p["roles"]]
     return aiohttp_jinja2.render_template(
-        "home.html", request,
-        context(request, who, name=person.name if person else "",
-                role_label=t[f"role_{who.role.value}"], links=links))
+        "home.html",
+        request,
+        context(
+            request,
+            who,
+            name=person.name if person else "",
+            role_label=t[f"role_{who.role.value}"],
+            links=links,
+        ),
+    )
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template(
-        "login.html", request, context(request, next=_safe_next(request.query.get("next"))))
+        "login.html", request, context(request, next=_safe_next(request.query.get("next")))
+    )
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
@@ -58,27 +69,37 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     target = _safe_next(form.get("next"))
     t = texts(request)
     try:
-        _account, token, _expires = await password_login(request, email, password,
-                                                         kind="session")
+        _account, token, _expires = await password_login(request, email, password, kind="session")
     except AuthenticationFailed:
         return aiohttp_jinja2.render_template(
-            "login.html", request, context(request, error=t["login_failed"], email=email,
-                                           next=target), status=401)
+            "login.html",
+            request,
+            context(request, error=t["login_failed"], email=email, next=target),
+        )
     except ApiError as exc:
         if exc.status != 429:
             raise
         return aiohttp_jinja2.render_template(
-            "login.html", request, context(request, error=t["too_many"], email=email,
-                                           next=target), status=429)
+            "login.html",
+            request,
+            context(request, error=t["too_many"], email=email, next=target),
+            status=429,
+        )
     response = web.HTTPFound(target)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", path="/",
-                        max_age=request.app[keys.SETTINGS].session_hours * 3600,
-                        secure=request.app[keys.SETTINGS].base_url.startswith("https://"))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Lax",
+        path="/",
+        max_age=request.app[keys.SETTINGS].session_hours * 3600,
+        secure=request.app[keys.SETTINGS].base_url.startswith("https://"),
+    )
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    who = await authenticate(request)
+    who = await optional_principal(request)
     if who.session_token is not None:
         await check_csrf(request, who)
         await request.app[keys.ACCOUNTS].logout(who.session_token)

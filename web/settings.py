@@ -25,40 +25,58 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SUIMEET_", extra="forbid")
 
-    data_dir: Path = Field(Path("data"), description="Where the SQLite file, the secret key, "
-                           "the mail drop and stored files live.")
+    data_dir: Path = Field(
+        Path("data"),
+        description="Where the SQLite file, the secret key, the mail drop and stored files live.",
+    )
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default: a SQLite file in the data directory. "
-        "PostgreSQL: postgresql://user@host/db")
+        None,
+        description="SQLAlchemy URL; default: a SQLite file in the data directory. "
+        "PostgreSQL: postgresql://user@host/db",
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on.")
     public_url: str | None = Field(
-        None, description="Base URL people reach the server at (used in emails); "
-        "default http://HOST:PORT")
+        None,
+        description="Base URL people reach the server at (used in emails); "
+        "default http://HOST:PORT",
+    )
     secret_key: SecretStr | None = Field(
-        None, description="Signs links and cookies; generated once into the data directory "
-        "when not given.")
+        None,
+        description="Signs links and cookies; generated once into the data directory "
+        "when not given.",
+    )
     timezone: str = Field("Asia/Shanghai", description="Default time zone of meetings.")
-    locale: Literal["zh-CN", "en"] = Field("zh-CN", description="Default language of pages "
-                                           "and emails.")
-    smtp_host: str | None = Field(None, description="SMTP server; without it mail goes to "
-                                  "DATA_DIR/maildir.")
+    locale: Literal["zh-CN", "en"] = Field(
+        "zh-CN", description="Default language of pages and emails."
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server; without it mail goes to DATA_DIR/maildir."
+    )
     smtp_port: int = Field(587, description="SMTP port.")
     smtp_username: str | None = Field(None, description="SMTP login.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
-    smtp_tls: Literal["none", "starttls", "ssl"] = Field("starttls", description="SMTP "
-                                                          "transport security.")
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field(
+        "starttls", description="SMTP transport security."
+    )
     mail_from: str = Field("SuiMeet <suimeet@localhost>", description="Sender of emails.")
-    ice_servers: list[str] = Field(default_factory=list, description="STUN/TURN URLs given to "
-                                   "peers; empty by default (no public STUN server).")
-    media_host_addresses: list[str] = Field(default_factory=list, description="Addresses the "
-                                            "media server offers as ICE host candidates; "
-                                            "empty: the machine's own.")
-    login_attempts_per_minute: int = Field(5, ge=1, description="Failed logins allowed per "
-                                           "email and per client address each minute.")
+    ice_servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN URLs given to peers; empty by default (no public STUN server).",
+    )
+    media_host_addresses: list[str] = Field(
+        default_factory=list,
+        description="Addresses the "
+        "media server offers as ICE host candidates; "
+        "empty: the machine's own.",
+    )
+    login_attempts_per_minute: int = Field(
+        5, ge=1, description="Failed logins allowed per email and per client address each minute."
+    )
     session_hours: int = Field(12, ge=1, description="Lifetime of a login session or token.")
-    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body "
-                                "accepted (JSON APIs).")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body accepted (JSON APIs)."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @field_validator("ice_servers", "media_host_addresses", mode="before")

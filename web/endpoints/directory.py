@@ -175,13 +175,19 @@ def _register_crud(
 
     async def list_rows(call: Call[None, Any]) -> Page[Any]:
         q = call.query
-        rows, total = await directory(call).list(model, ListQuery(
-            filters={f: getattr(q, f) for f in filters if getattr(q, f) is not None},
-            search=q.q, sort=q.sort, limit=q.limit, offset=q.offset,
-        ))
+        rows, total = await directory(call).list(
+            model,
+            ListQuery(
+                filters={f: getattr(q, f) for f in filters if getattr(q, f) is not None},
+                search=q.q,
+                sort=q.sort,
+                limit=q.limit,
+                offset=q.offset,
+            ),
+        )
         return Page[out](  # type: ignore[valid-type]
-            items=[out.model_validate(r) for r in rows], total=total,
-            limit=q.limit, offset=q.offset)
+            items=[out.model_validate(r) for r in rows], total=total, limit=q.limit, offset=q.offset
+        )
 
     async def get_row(call: Call[None, None]) -> OutSchema:
         return out.model_validate(await directory(call).get(model, call.path["id"]))
@@ -198,52 +204,144 @@ def _register_crud(
     async def delete_row(call: Call[None, None]) -> None:
         await directory(call).delete(model, call.path["id"])
 
-    for fn, verb in ((list_rows, "list"), (get_row, "get"), (create_row, "create"),
-                     (update_row, "update"), (delete_row, "delete")):
+    for fn, verb in (
+        (list_rows, "list"),
+        (get_row, "get"),
+        (create_row, "create"),
+        (update_row, "update"),
+        (delete_row, "delete"),
+    ):
         fn.__name__ = f"{verb}_{tag}"
-    api.route("GET", path, summary=f"List {noun}s", access=read, tag=tag, query=query,
-              response=Page[out])(list_rows)  # type: ignore[valid-type]
-    api.route("GET", path + "/{id}", summary=f"Get a {noun}", access=read, tag=tag,
-              response=out)(get_row)
+    page_type: Any = Page[out]  # type: ignore[valid-type]
+    api.route(
+        "GET", path, summary=f"List {noun}s", access=read, tag=tag, query=query, response=page_type
+    )(list_rows)
+    api.route("GET", path + "/{id}", summary=f"Get a {noun}", access=read, tag=tag, response=out)(
+        get_row
+    )
     if create:
-        api.route("POST", path, summary=f"Create a {noun}", access=DIRECTORY_WRITE, tag=tag,
-                  body=body_in, response=out, status=201, errors=(409, 422))(create_row)
-    api.route("PATCH", path + "/{id}", summary=f"Update a {noun}", access=DIRECTORY_WRITE,
-              tag=tag, body=body_patch, response=out, errors=(409, 422))(update_row)
-    api.route("DELETE", path + "/{id}", summary=f"Delete a {noun}", access=DIRECTORY_WRITE,
-              tag=tag, status=204, errors=(409,))(delete_row)
+        api.route(
+            "POST",
+            path,
+            summary=f"Create a {noun}",
+            access=DIRECTORY_WRITE,
+            tag=tag,
+            body=body_in,
+            response=out,
+            status=201,
+            errors=(409, 422),
+        )(create_row)
+    api.route(
+        "PATCH",
+        path + "/{id}",
+        summary=f"Update a {noun}",
+        access=DIRECTORY_WRITE,
+        tag=tag,
+        body=body_patch,
+        response=out,
+        errors=(409, 422),
+    )(update_row)
+    api.route(
+        "DELETE",
+        path + "/{id}",
+        summary=f"Delete a {noun}",
+        access=DIRECTORY_WRITE,
+        tag=tag,
+        status=204,
+        errors=(409,),
+    )(delete_row)
 
 
 def register(api: Api) -> None:
-    _register_crud(api, model=Unit, path="/units", noun="unit", tag="units", body_in=UnitIn,
-                   body_patch=UnitPatch, out=UnitOut, query=UnitQuery,
-                   filters=("kind", "parent_id"), read=DIRECTORY_READ)
-    _register_crud(api, model=Person, path="/people", noun="person", tag="people",
-                   body_in=PersonIn, body_patch=PersonPatch, out=PersonOut, query=PersonQuery,
-                   filters=("unit_id",), read=DIRECTORY_READ)
-    _register_crud(api, model=Room, path="/rooms", noun="room", tag="rooms", body_in=RoomIn,
-                   body_patch=RoomPatch, out=RoomOut, query=RoomQuery, filters=("unit_id",),
-                   read=DIRECTORY_READ)
-    _register_crud(api, model=Terminal, path="/terminals", noun="terminal", tag="terminals",
-                   body_in=TerminalIn, body_patch=TerminalPatch, out=TerminalOut,
-                   query=TerminalQuery, filters=("room_id",), read=ADMIN_ONLY, create=False)
+    _register_crud(
+        api,
+        model=Unit,
+        path="/units",
+        noun="unit",
+        tag="units",
+        body_in=UnitIn,
+        body_patch=UnitPatch,
+        out=UnitOut,
+        query=UnitQuery,
+        filters=("kind", "parent_id"),
+        read=DIRECTORY_READ,
+    )
+    _register_crud(
+        api,
+        model=Person,
+        path="/people",
+        noun="person",
+        tag="people",
+        body_in=PersonIn,
+        body_patch=PersonPatch,
+        out=PersonOut,
+        query=PersonQuery,
+        filters=("unit_id",),
+        read=DIRECTORY_READ,
+    )
+    _register_crud(
+        api,
+        model=Room,
+        path="/rooms",
+        noun="room",
+        tag="rooms",
+        body_in=RoomIn,
+        body_patch=RoomPatch,
+        out=RoomOut,
+        query=RoomQuery,
+        filters=("unit_id",),
+        read=DIRECTORY_READ,
+    )
+    _register_crud(
+        api,
+        model=Terminal,
+        path="/terminals",
+        noun="terminal",
+        tag="terminals",
+        body_in=TerminalIn,
+        body_patch=TerminalPatch,
+        out=TerminalOut,
+        query=TerminalQuery,
+        filters=("room_id",),
+        read=ADMIN_ONLY,
+        create=False,
+    )
 
-    @api.route("POST", "/terminals", summary="Create a terminal (its token is shown once)",
-               access=DIRECTORY_WRITE, tag="terminals", body=TerminalIn,
-               response=TerminalIssued, status=201, errors=(409, 422))
+    @api.route(
+        "POST",
+        "/terminals",
+        summary="Create a terminal (its token is shown once)",
+        access=DIRECTORY_WRITE,
+        tag="terminals",
+        body=TerminalIn,
+        response=TerminalIssued,
+        status=201,
+        errors=(409, 422),
+    )
     async def create_terminal(call: Call[TerminalIn, None]) -> TerminalIssued:
         issued = await call.app[keys.DIRECTORY].create_terminal(call.body.model_dump())
         return _issued(issued.terminal, issued.token)
 
-    @api.route("POST", "/terminals/{id}/rotate-token",
-               summary="Replace a terminal's token (the old one stops working at once)",
-               access=DIRECTORY_WRITE, tag="terminals", response=TerminalIssued)
+    @api.route(
+        "POST",
+        "/terminals/{id}/rotate-token",
+        summary="Replace a terminal's token (the old one stops working at once)",
+        access=DIRECTORY_WRITE,
+        tag="terminals",
+        response=TerminalIssued,
+    )
     async def rotate_terminal_token(call: Call[None, None]) -> TerminalIssued:
         issued = await call.app[keys.DIRECTORY].rotate_terminal_token(call.path["id"])
         return _issued(issued.terminal, issued.token)
 
-    @api.route("POST", "/terminals/{id}/revoke", summary="Revoke a terminal's token",
-               access=DIRECTORY_WRITE, tag="terminals", response=TerminalOut)
+    @api.route(
+        "POST",
+        "/terminals/{id}/revoke",
+        summary="Revoke a terminal's token",
+        access=DIRECTORY_WRITE,
+        tag="terminals",
+        response=TerminalOut,
+    )
     async def revoke_terminal(call: Call[None, None]) -> TerminalOut:
         terminal = await call.app[keys.DIRECTORY].revoke_terminal(call.path["id"])
         return TerminalOut.model_validate(terminal)

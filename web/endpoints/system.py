@@ -55,8 +55,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     spec = request.app[API].openapi(request.app[keys.SETTINGS].base_url)
-    return web.Response(text=json.dumps(spec, ensure_ascii=False),
-                        content_type="application/json")
+    return web.Response(text=json.dumps(spec, ensure_ascii=False), content_type="application/json")
 
 
 async def docs(_request: web.Request) -> web.Response:
