@@ -6,8 +6,11 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import rooms.models  # noqa: F401  (registers the tables)
+import scheduling.leader
+import scheduling.mailqueue
 import scheduling.models  # noqa: F401
 from rooms.db import Base
+from web.migrate import include_object
 
 target_metadata = Base.metadata
 config = context.config
@@ -32,6 +35,7 @@ def _configure_and_run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs table rebuilds for ALTER
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

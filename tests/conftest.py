@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rooms.accounts import Accounts
@@ -72,8 +72,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     yield database
     async with database.write() as session:
+        existing = set(
+            await (await session.connection()).run_sync(
+                lambda conn: inspect(conn).get_table_names()
+            )
+        )
         for table in reversed(Base.metadata.sorted_tables):
-            await session.execute(delete(table))
+            if table.name in existing:
+                await session.execute(delete(table))
+        if "apscheduler_jobs" in existing:
+            await session.execute(text("DELETE FROM apscheduler_jobs"))
     await database.close()
 
 
@@ -149,3 +157,41 @@ async def add_person(db: Database, unit_id: int, email: str, name: str = "张伟
         person = Person(name=name, email=email, unit_id=unit_id)
         session.add(person)
     return person
+
+
+class Inbox:
+    """What a real SMTP server on loopback received (aiosmtpd)."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+        self.refuse = 0  # answer the next N messages with a temporary failure
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse > 0:
+            self.refuse -= 1
+            return "451 try again later"
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def messages(self) -> list[Any]:
+        import email
+        from email.policy import default
+
+        return [email.message_from_bytes(e.content, policy=default) for e in self.envelopes]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    """An aiosmtpd SMTP server on 127.0.0.1 at a free port, with its inbox."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

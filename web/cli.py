@@ -175,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="apply pending database migrations")
-    p.add_argument("--revision", default="head", help="target revision (default head)")
+    p.add_argument("--revision", default="heads", help="target revision (default: the latest)")
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("demo", help="load the demo city government into an empty database")

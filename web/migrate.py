@@ -10,6 +10,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rooms.db import async_url
+from scheduling.scheduler import JOB_TABLE
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -20,7 +21,7 @@ def alembic_config() -> Config:
     return config
 
 
-async def migrate(url: str, revision: str = "head") -> None:
+async def migrate(url: str, revision: str = "heads") -> None:
     """Apply every pending migration to the database at ``url``."""
     engine = create_async_engine(async_url(url))
     try:
@@ -34,3 +35,9 @@ def _upgrade(connection: Any, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def include_object(obj: object, name: str | None, type_: str, *_: object) -> bool:
+    """APScheduler's job table is created by a migration but not described by our models."""
+    table = getattr(obj, "table", None)
+    return name != JOB_TABLE and getattr(table, "name", None) != JOB_TABLE
