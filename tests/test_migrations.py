@@ -9,13 +9,17 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import rooms.models  # noqa: F401
+import scheduling.leader  # noqa: F401
+import scheduling.mailqueue  # noqa: F401
 import scheduling.models  # noqa: F401
 from rooms.db import Base, async_url
-from web.migrate import migrate
+from web.migrate import include_object, migrate
 
 
 def _diff(connection: Any) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": include_object}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 

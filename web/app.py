@@ -58,6 +58,10 @@ def create_app(settings: Settings) -> web.Application:
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    db = Database(settings.effective_database_url)
+    app[keys.DATABASE] = db
+    app[keys.DIRECTORY] = Directory(db)
+    app[keys.ACCOUNTS] = Accounts(db)
     app.cleanup_ctx.append(_database)
     api.install(app)
     system.install(app)
@@ -67,9 +71,6 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    db = Database(app[keys.SETTINGS].effective_database_url)
-    app[keys.DATABASE] = db
-    app[keys.DIRECTORY] = Directory(db)
-    app[keys.ACCOUNTS] = Accounts(db)
+    """The engine connects lazily; its pool is closed when the app stops."""
     yield
-    await db.close()
+    await app[keys.DATABASE].close()
