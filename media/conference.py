@@ -1,0 +1,170 @@
+"""A live conference: its participants, who receives whose tracks, and who is speaking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from media.config import MediaConfig
+from media.errors import NegotiationError
+from media.messages import (
+    ActiveSpeakerEvent,
+    MediaEvent,
+    MediaKind,
+    OfferMessage,
+    TrackMutedEvent,
+    TrackPublishedEvent,
+    TrackUnpublishedEvent,
+)
+from media.participant import Participant
+from media.publication import PublishedTrack
+from media.speaker import ActiveSpeakerDetector
+
+logger = logging.getLogger(__name__)
+
+
+class Conference:
+    """Participants of one conference; every published track goes to every other one."""
+
+    def __init__(self, conference_id: str, config: MediaConfig, emit: Callable[[MediaEvent], None]):
+        self.id = conference_id
+        self.participants: dict[str, Participant] = {}
+        self._emit = emit
+        self.speaker = ActiveSpeakerDetector(
+            threshold=config.speaker_threshold,
+            margin=config.speaker_margin,
+            hold=config.speaker_hold,
+            smoothing=config.speaker_smoothing,
+        )
+
+    def published_tracks(self, *, excluding: str | None = None) -> list[PublishedTrack]:
+        return [
+            track
+            for participant in self.participants.values()
+            if participant.id != excluding
+            for track in participant.inbound.values()
+            if track.published
+        ]
+
+    def add(self, participant: Participant) -> None:
+        """Register a newcomer and subscribe it to everything already published."""
+        self.participants[participant.id] = participant
+        for track in self.published_tracks(excluding=participant.id):
+            participant.subscribe(track)
+
+    def offer_message(self, participant: Participant, sdp: str) -> OfferMessage:
+        return OfferMessage(
+            type="offer",
+            conference=self.id,
+            participant=participant.id,
+            sdp=sdp,
+            tracks=participant.track_infos(),
+        )
+
+    async def renegotiate(self, participant: Participant) -> None:
+        """Send ``participant`` a new offer now, or after its pending answer."""
+        if not participant.needs_offer:
+            return
+        try:
+            sdp = await participant.create_offer()
+        except NegotiationError:
+            logger.warning("cannot renegotiate with %s", participant.id, exc_info=True)
+            return
+        if sdp is not None:
+            self._emit(self.offer_message(participant, sdp))
+
+    async def renegotiate_all(self, participants: list[Participant]) -> None:
+        await asyncio.gather(*(self.renegotiate(p) for p in participants))
+
+    async def update_publications(self, participant: Participant, sending: list[MediaKind]) -> None:
+        """After an answer: start or stop forwarding what ``participant`` sends."""
+        changed: list[Participant] = []
+        for kind, track in participant.inbound.items():
+            if kind in sending and not track.published:
+                track.published = True
+                for other in self.participants.values():
+                    if other is not participant and not other.closed:
+                        other.subscribe(track)
+                        changed.append(other)
+                self._emit(
+                    TrackPublishedEvent(
+                        type="track_published",
+                        conference=self.id,
+                        participant=participant.id,
+                        kind=kind,
+                    )
+                )
+            elif kind not in sending and track.published:
+                changed.extend(self._unpublish(track))
+        await self.renegotiate_all(list({id(p): p for p in changed}.values()))
+
+    def _unpublish(self, track: PublishedTrack) -> list[Participant]:
+        """Stop forwarding ``track``; returns the subscribers that need a new offer."""
+        track.published = False
+        changed: list[Participant] = []
+        for forwarder in track.detach_all():
+            for other in self.participants.values():
+                if forwarder in other.forwarders and not other.closed:
+                    other.unsubscribe(forwarder)
+                    changed.append(other)
+        self._emit(
+            TrackUnpublishedEvent(
+                type="track_unpublished",
+                conference=self.id,
+                participant=track.publisher,
+                kind=track.kind,
+            )
+        )
+        return changed
+
+    async def remove(self, participant: Participant) -> None:
+        """Take ``participant`` out: its tracks stop everywhere, then its connection closes."""
+        if self.participants.get(participant.id) is not participant:
+            return
+        del self.participants[participant.id]
+        changed: list[Participant] = []
+        for track in participant.inbound.values():
+            if track.published:
+                changed.extend(self._unpublish(track))
+        # Forwarders of this participant are attached to other participants' tracks.
+        for forwarder in participant.forwarders:
+            for other in self.participants.values():
+                for track in other.inbound.values():
+                    track.detach(forwarder)
+        if self.speaker.remove(participant.id, time.monotonic()):
+            self._emit_speaker()
+        await participant.close()
+        await self.renegotiate_all(list({id(p): p for p in changed}.values()))
+
+    def set_muted(self, participant: Participant, kind: MediaKind, muted: bool) -> None:
+        track = participant.inbound[kind]
+        if track.muted == muted:
+            return
+        track.muted = muted
+        if muted and kind == "audio" and self.speaker.remove(participant.id, time.monotonic()):
+            self._emit_speaker()
+        if not muted:
+            for forwarder in track.forwarders:
+                forwarder.waiting_keyframe = True
+        self._emit(
+            TrackMutedEvent(
+                type="track_muted",
+                conference=self.id,
+                participant=participant.id,
+                kind=kind,
+                muted=muted,
+            )
+        )
+
+    def on_audio_level(self, participant_id: str, level: int, now: float) -> None:
+        if self.speaker.add(participant_id, level, now):
+            self._emit_speaker()
+
+    def _emit_speaker(self) -> None:
+        self._emit(
+            ActiveSpeakerEvent(
+                type="active_speaker", conference=self.id, participant=self.speaker.speaker
+            )
+        )

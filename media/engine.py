@@ -1,0 +1,211 @@
+"""The SFU engine: conferences of participants, driven by plain-data messages.
+
+The signalling layer calls :meth:`MediaEngine.join` and relays the returned offer, then
+passes the participant's answer and ICE candidates back in; everything the engine has to
+say later (re-offers, published tracks, active speaker, connection state) arrives through
+the ``on_event`` callback as plain dicts (:mod:`media.messages`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from media.conference import Conference
+from media.config import MediaConfig
+from media.errors import EngineClosed, InvalidRequest, NegotiationError, UnknownParticipant
+from media.ice import install_host_address_override
+from media.messages import (
+    MEDIA_KINDS,
+    ConnectionStateEvent,
+    IceCandidate,
+    LeaveReason,
+    MediaEvent,
+    MediaKind,
+    OfferMessage,
+    ParticipantLeftEvent,
+    ParticipantStats,
+)
+from media.participant import Participant
+from media.stats import participant_stats
+
+logger = logging.getLogger(__name__)
+
+
+class MediaEngine:
+    """Forwards every participant's audio and video to the others in its conference.
+
+    Participant ids are unique across the engine. All methods must be called from the
+    event loop that runs the engine.
+    """
+
+    def __init__(
+        self,
+        config: MediaConfig | None = None,
+        on_event: Callable[[MediaEvent], None] | None = None,
+    ) -> None:
+        self.config = config or MediaConfig()
+        self._on_event = on_event
+        self._conferences: dict[str, Conference] = {}
+        self._participants: dict[str, Participant] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        if self.config.host_addresses is not None:
+            install_host_address_override()
+
+    # -- messages in ---------------------------------------------------------------
+
+    async def join(self, conference_id: str, participant_id: str) -> OfferMessage:
+        """Create the participant's connection and return the server's first offer.
+
+        A participant id already connected is replaced (its old connection closes).
+        """
+        if self._closed:
+            raise EngineClosed("the media engine is closed")
+        if not conference_id or not participant_id:
+            raise InvalidRequest("conference and participant ids are required")
+        if participant_id in self._participants:
+            await self._leave(participant_id, "replaced")
+        conference = self._conferences.get(conference_id)
+        if conference is None:
+            conference = self._conferences[conference_id] = Conference(
+                conference_id, self.config, self._emit
+            )
+        participant = Participant(
+            conference_id,
+            participant_id,
+            self.config,
+            on_connection_state=self._connection_state_changed,
+            on_audio_level=conference.on_audio_level,
+        )
+        self._participants[participant_id] = participant
+        conference.add(participant)
+        try:
+            sdp = await participant.create_offer()
+        except NegotiationError:
+            await self._leave(participant_id, "failed")
+            raise
+        if sdp is None or participant.closed:
+            raise UnknownParticipant(participant_id)
+        logger.info("%s joined conference %s", participant_id, conference_id)
+        return conference.offer_message(participant, sdp)
+
+    async def answer(self, participant_id: str, sdp: str) -> None:
+        """Apply the participant's answer to the last offer; may trigger re-offers."""
+        participant = self._get(participant_id)
+        conference = self._conferences[participant.conference_id]
+        sending = await participant.apply_answer(sdp)
+        await conference.update_publications(participant, sending)
+        await conference.renegotiate(participant)
+
+    async def add_ice_candidate(self, participant_id: str, candidate: IceCandidate | None) -> None:
+        """Add a trickled candidate (None or an empty candidate: end of candidates)."""
+        await self._get(participant_id).add_ice_candidate(candidate)
+
+    async def leave(self, participant_id: str) -> None:
+        """Disconnect a participant; unknown ids are ignored (leave is idempotent)."""
+        await self._leave(participant_id, "left")
+
+    async def set_muted(self, participant_id: str, kind: str, muted: bool) -> None:
+        """Stop (or resume) forwarding one of the participant's tracks to everyone."""
+        if kind not in MEDIA_KINDS:
+            raise InvalidRequest(f"unknown media kind {kind!r}")
+        participant = self._get(participant_id)
+        media_kind: MediaKind = "audio" if kind == "audio" else "video"
+        self._conferences[participant.conference_id].set_muted(participant, media_kind, muted)
+
+    # -- queries -------------------------------------------------------------------
+
+    async def stats(self, participant_id: str) -> ParticipantStats:
+        """A quality sample of one participant (bitrates since the previous sample)."""
+        return await participant_stats(self._get(participant_id))
+
+    async def conference_stats(self, conference_id: str) -> list[ParticipantStats]:
+        conference = self._conferences.get(conference_id)
+        if conference is None:
+            return []
+        return [await participant_stats(p) for p in list(conference.participants.values())]
+
+    def active_speaker(self, conference_id: str) -> str | None:
+        conference = self._conferences.get(conference_id)
+        return conference.speaker.speaker if conference else None
+
+    def participants(self, conference_id: str) -> list[str]:
+        conference = self._conferences.get(conference_id)
+        return list(conference.participants) if conference else []
+
+    def conferences(self) -> list[str]:
+        return list(self._conferences)
+
+    # -- lifetime ------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Disconnect everyone and wait for the engine's tasks (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for participant_id in list(self._participants):
+            await self._leave(participant_id, "engine_closed")
+        # Pending clean-ups (dropped connections) are finite: let them finish.
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- internals -----------------------------------------------------------------
+
+    def _get(self, participant_id: str) -> Participant:
+        participant = self._participants.get(participant_id)
+        if participant is None:
+            raise UnknownParticipant(participant_id)
+        return participant
+
+    def _emit(self, event: MediaEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.exception("media event handler failed on %s", event.get("type"))
+
+    async def _leave(self, participant_id: str, reason: LeaveReason) -> None:
+        participant = self._participants.pop(participant_id, None)
+        if participant is None:
+            return
+        conference = self._conferences.get(participant.conference_id)
+        if conference is not None:
+            await conference.remove(participant)
+            if not conference.participants and self._conferences.get(conference.id) is conference:
+                del self._conferences[conference.id]
+        else:
+            await participant.close()
+        logger.info("%s left conference %s (%s)", participant_id, participant.conference_id, reason)
+        self._emit(
+            ParticipantLeftEvent(
+                type="participant_left",
+                conference=participant.conference_id,
+                participant=participant_id,
+                reason=reason,
+            )
+        )
+
+    def _connection_state_changed(self, participant: Participant, state: str) -> None:
+        self._emit(
+            ConnectionStateEvent(
+                type="connection_state",
+                conference=participant.conference_id,
+                participant=participant.id,
+                state=state,
+            )
+        )
+        if state in ("failed", "closed") and self._participants.get(participant.id) is participant:
+            reason = cast(LeaveReason, state)
+            task = asyncio.get_running_loop().create_task(self._leave(participant.id, reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("media engine task failed", exc_info=task.exception())
