@@ -100,3 +100,34 @@ class RoomConflict(MeetingError):
     """A room is already booked at that time; ``extra['conflicts']`` lists by whom."""
 
     code = "room_conflict"
+
+
+
+# --- answers of attendees (scheduling.rsvp) ------------------------------------------------
+
+
+class ReplyRefused(SchedulingError):
+    """An answer (from an RSVP link or an iTIP REPLY) that cannot be taken as given:
+    ``reply_sequence_ahead`` (answers a version never sent), ``delegation_not_supported``."""
+
+    code = "reply_refused"
+
+
+class ReplyUnknown(ReplyRefused):
+    """The answer names no meeting or occurrence we know (``unknown_meeting``,
+    ``unknown_occurrence``)."""
+
+    code = "unknown_meeting"
+
+
+class ReplyNotAllowed(ReplyRefused):
+    """The answer is not the invitee's own: ``not_an_attendee`` (the ATTENDEE is not
+    invited) or ``sender_mismatch`` (the email's From is someone else)."""
+
+    code = "not_an_attendee"
+
+
+class ReplyClosed(ReplyRefused):
+    """The meeting is cancelled: answers are no longer taken (``meeting_cancelled``)."""
+
+    code = "meeting_cancelled"

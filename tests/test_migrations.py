@@ -9,8 +9,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import rooms.models  # noqa: F401
-import scheduling.leader  # noqa: F401
-import scheduling.mailqueue  # noqa: F401
+import scheduling.leader
+import scheduling.mailqueue
 import scheduling.models  # noqa: F401
 from rooms.db import Base, async_url
 from web.migrate import include_object, migrate

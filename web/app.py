@@ -14,11 +14,16 @@ from prometheus_client import CollectorRegistry
 from rooms.accounts import Accounts
 from rooms.db import Database
 from rooms.directory import Directory
-from web import keys, pages
+from scheduling.availability import Availability
+from scheduling.changes import ChangeListener
+from scheduling.meetings import MeetingService
+from web import conference, keys, pages
 from web.api import Api
 from web.auth import LoginLimiter
 from web.endpoints import accounts as accounts_endpoints
+from web.endpoints import conferences as conferences_endpoints
 from web.endpoints import directory as directory_endpoints
+from web.endpoints import meetings as meetings_endpoints
 from web.endpoints import system
 from web.metrics import Metrics, metrics_middleware
 from web.problems import problems_middleware
@@ -35,6 +40,8 @@ def build_api() -> Api:
     api = Api(title="SuiMeet API", version=VERSION)
     accounts_endpoints.register(api)
     directory_endpoints.register(api)
+    conferences_endpoints.register(api)
+    meetings_endpoints.register(api)
     return api
 
 
@@ -62,10 +69,15 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.DATABASE] = db
     app[keys.DIRECTORY] = Directory(db)
     app[keys.ACCOUNTS] = Accounts(db)
+    listeners: list[ChangeListener] = []
+    app[keys.MEETING_LISTENERS] = listeners
+    app[keys.MEETINGS] = MeetingService(db, listeners)
+    app[keys.AVAILABILITY] = Availability(db)
     app.cleanup_ctx.append(_database)
     api.install(app)
     system.install(app)
     pages.install(app)
+    conference.install(app)
     app.router.add_static("/static", HERE / "static")
     return app
 

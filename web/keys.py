@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from rooms.accounts import Accounts
     from rooms.db import Database
     from rooms.directory import Directory
+    from scheduling.availability import Availability
+    from scheduling.changes import ChangeListener
+    from scheduling.meetings import MeetingService
     from web.auth import LoginLimiter
     from web.metrics import Metrics
     from web.settings import Settings
@@ -24,3 +27,8 @@ LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 SECRET: web.AppKey[bytes] = web.AppKey("secret")
+MEETINGS: web.AppKey[MeetingService] = web.AppKey("meetings")
+# Listeners of meeting changes (invitations, webhooks): append to this list while building
+# the app; the meetings service holds the same list and calls each inside its transaction.
+MEETING_LISTENERS: web.AppKey[list[ChangeListener]] = web.AppKey("meeting_listeners")
+AVAILABILITY: web.AppKey[Availability] = web.AppKey("availability")

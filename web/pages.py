@@ -6,15 +6,20 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
 
 from rooms.errors import AuthenticationFailed
+from rooms.models import Person, Role, Room, Unit
 from web import keys
 from web.auth import SESSION_COOKIE, Principal, check_csrf, csrf_token, optional_principal
 from web.endpoints.accounts import password_login
 from web.i18n import language, texts
 from web.problems import ApiError
 
-PAGES: list[dict[str, Any]] = []  # extended by later features: {"href", "label", "roles"}
+# Pages listed on the home page: the text key of their label and who sees them.
+PAGES: list[dict[str, Any]] = [
+    {"href": "/secretariat", "label": "book_meeting", "roles": {Role.ADMIN, Role.SECRETARIAT}},
+]
 
 
 def context(request: web.Request, who: Principal | None = None, **extra: Any) -> dict[str, Any]:
@@ -38,11 +43,9 @@ async def home(request: web.Request) -> web.StreamResponse:
     if who.kind != "staff" or who.role is None:
         raise web.HTTPFound("/login?next=/")
     async with request.app[keys.DATABASE].read() as session:
-        from rooms.models import Person
-
         person = await session.get(Person, who.person_id)
     t = texts(request)
-    links = [p for p in PAGES if who.role in p["roles"]]
+    links = [{"href": p["href"], "label": t[p["label"]]} for p in PAGES if who.role in p["roles"]]
     return aiohttp_jinja2.render_template(
         "home.html",
         request,
@@ -52,6 +55,37 @@ async def home(request: web.Request) -> web.StreamResponse:
             name=person.name if person else "",
             role_label=t[f"role_{who.role.value}"],
             links=links,
+        ),
+    )
+
+
+async def secretariat(request: web.Request) -> web.StreamResponse:
+    """The booking page of the secretariat (and administrators)."""
+    who = await optional_principal(request)
+    if who.kind != "staff" or who.session_token is None:
+        raise web.HTTPFound("/login?next=/secretariat")
+    if who.role not in (Role.ADMIN, Role.SECRETARIAT):
+        raise web.HTTPForbidden(text="this page is for the secretariat")
+    async with request.app[keys.DATABASE].read() as session:
+        units = (await session.scalars(select(Unit).order_by(Unit.id))).all()
+        rooms = (await session.scalars(select(Room).order_by(Room.unit_id, Room.id))).all()
+        people = (
+            await session.execute(
+                select(Person.id, Person.name, Unit.short_name, Unit.name)
+                .join(Unit, Unit.id == Person.unit_id)
+                .order_by(Person.unit_id, Person.id)
+            )
+        ).all()
+    return aiohttp_jinja2.render_template(
+        "secretariat.html",
+        request,
+        context(
+            request,
+            who,
+            units=units,
+            rooms=rooms,
+            tz=request.app[keys.SETTINGS].timezone,
+            people=[{"id": p[0], "name": p[1], "unit": p[2] or p[3]} for p in people],
         ),
     )
 
@@ -111,5 +145,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
 def install(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/login", login_form)
+    app.router.add_get("/secretariat", secretariat)
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         "media server offers as ICE host candidates; "
         "empty: the machine's own.",
     )
+    join_early_minutes: int = Field(
+        15,
+        ge=0,
+        le=24 * 60,
+        description="How long before a meeting starts its conference can be joined.",
+    )
     login_attempts_per_minute: int = Field(
         5, ge=1, description="Failed logins allowed per email and per client address each minute."
     )

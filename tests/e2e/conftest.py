@@ -54,6 +54,48 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
         await b.close()
 
 
+def write_y4m(
+    path: Path, rgb: tuple[int, int, int], width: int = 320, height: int = 240, frames: int = 30
+) -> Path:
+    """A y4m clip of one solid colour, for Chromium's fake camera."""
+    import numpy as np
+
+    r, g, b = rgb
+    y = round(0.299 * r + 0.587 * g + 0.114 * b)
+    u = round(-0.169 * r - 0.331 * g + 0.5 * b + 128)
+    v = round(0.5 * r - 0.419 * g - 0.081 * b + 128)
+    frame = (
+        b"FRAME\n"
+        + np.full(width * height, y, np.uint8).tobytes()
+        + np.full(width * height // 4, u, np.uint8).tobytes()
+        + np.full(width * height // 4, v, np.uint8).tobytes()
+    )
+    header = f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + frame * frames)
+    return path
+
+
+@pytest.fixture
+async def launch(tmp_path: Path) -> AsyncIterator[Any]:
+    """Start a Chromium whose fake camera shows one colour: ``await launch((r, g, b))``."""
+    async with async_playwright() as pw:
+        started: list[Browser] = []
+
+        async def start(rgb: tuple[int, int, int]) -> Browser:
+            clip = write_y4m(tmp_path / f"cam-{len(started)}.y4m", rgb)
+            b = await pw.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={clip}"],
+            )
+            started.append(b)
+            return b
+
+        yield start
+        for b in started:
+            await b.close()
+
+
 def base_url(server: TestServer) -> str:
     return str(server.make_url("")).rstrip("/")
 

@@ -1,0 +1,258 @@
+"""Benchmark: room bookings with conflict checking, over many existing bookings.
+
+Measures the scheduling service layer in-process (not through HTTP), on SQLite and/or
+PostgreSQL, against a fresh migrated database seeded with ``--existing`` bookings (weekly
+series of 100 occurrences spread over ``--rooms`` rooms, inserted in bulk). Two paths:
+
+- ``meeting_create``: :meth:`MeetingService.create` of a one-room, three-attendee meeting:
+  validation, reference checks, room lock, clash check, attendee warnings, the meeting,
+  attendee, occurrence and booking rows, one transaction. Requests that clash are answered
+  by ``RoomConflict`` and counted as conflicts (they are checked bookings too).
+- ``booking_only``: the booking layer alone (:mod:`scheduling.bookings`): lock, clash
+  check and insert of one booking for an existing meeting, one transaction each.
+
+Prints one JSON object. A CI smoke run: ``python bench/bookings.py --existing 1000
+--bookings 200``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from rooms.db import Database
+from rooms.models import Person, Room, Unit, UnitKind
+from scheduling import bookings
+from scheduling.bookings import Wanted
+from scheduling.errors import RoomConflict
+from scheduling.meetings import MeetingService
+from scheduling.models import Booking, Meeting, MeetingMode, MeetingStatus, Occurrence
+from scheduling.planning import Invitee, MeetingDraft
+from web.migrate import migrate
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+SERIES_LENGTH = 100
+DAY = timedelta(days=1)
+
+
+async def _seed(db: Database, rooms: int, existing: int, start: datetime) -> dict[str, Any]:
+    """Units, rooms, people, and ``existing`` bookings as weekly series (bulk inserts)."""
+    async with db.write() as session:
+        unit = Unit(name="广州市人民政府办公厅", kind=UnitKind.CITY)
+        session.add(unit)
+        await session.flush()
+        people = [Person(name=f"p{i}", email=f"p{i}@gz.gov.cn", unit_id=unit.id) for i in range(50)]
+        room_rows = [Room(unit_id=unit.id, name=f"room{i}") for i in range(rooms)]
+        session.add_all([*people, *room_rows])
+        await session.flush()
+        unit_id, person_ids = unit.id, [p.id for p in people]
+        room_ids = [r.id for r in room_rows]
+    series = max(1, existing // SERIES_LENGTH)
+    meetings, occurrences, booked = [], [], []
+    now = datetime.now(UTC)
+    for n in range(series):
+        room = room_ids[n % rooms]
+        # each room's series sit at different hours of different weekdays: no overlaps
+        slot = n // rooms
+        first = start + timedelta(days=slot % 7, hours=8 + (slot // 7) % 10)
+        meetings.append(
+            {
+                "id": n + 1,
+                "uid": f"seed-{n}@suimeet",
+                "sequence": 0,
+                "title": f"series {n}",
+                "agenda": "",
+                "unit_id": unit_id,
+                "organiser_id": person_ids[0],
+                "chair_id": None,
+                "starts_at": first,
+                "ends_at": first + timedelta(hours=1),
+                "tzid": "Asia/Shanghai",
+                "rrule": f"FREQ=WEEKLY;COUNT={SERIES_LENGTH}",
+                "mode": MeetingMode.VIDEO,
+                "doc_ref": None,
+                "status": MeetingStatus.SCHEDULED,
+                "reminder_minutes": 15,
+                "split_from_id": None,
+                "created_by": "bench",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        for week in range(SERIES_LENGTH):
+            at = first + timedelta(weeks=week)
+            occurrences.append(
+                {
+                    "meeting_id": n + 1,
+                    "recurrence_id": at,
+                    "starts_at": at,
+                    "ends_at": at + timedelta(hours=1),
+                    "cancelled": False,
+                }
+            )
+            booked.append(
+                {
+                    "room_id": room,
+                    "meeting_id": n + 1,
+                    "recurrence_id": at,
+                    "starts_at": at,
+                    "ends_at": at + timedelta(hours=1),
+                }
+            )
+    for table, rows in ((Meeting, meetings), (Occurrence, occurrences), (Booking, booked)):
+        for i in range(0, len(rows), 5000):
+            async with db.write() as session:
+                await session.execute(insert(table), rows[i : i + 5000])
+    if db.dialect == "postgresql":
+        async with db.write() as session:
+            # the seeded rows carry their ids: move the id sequence past them
+            await session.execute(
+                text("SELECT setval(pg_get_serial_sequence('meetings', 'id'), :n)"), {"n": series}
+            )
+        async with db.engine.connect() as conn:
+            await conn.execute(text("ANALYZE"))
+    return {"unit_id": unit_id, "people": person_ids, "rooms": room_ids, "series": series}
+
+
+async def _run(
+    total: int, concurrency: int, attempt: Callable[[int], Awaitable[bool]]
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    outcomes = {"booked": 0, "conflicts": 0}
+    queue = iter(range(total))
+
+    async def worker() -> None:
+        for n in queue:
+            t0 = time.perf_counter()
+            ok = await attempt(n)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            outcomes["booked" if ok else "conflicts"] += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        **outcomes,
+        "attempts": total,
+        "per_second": round(total / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "max_ms": round(latencies[-1], 2),
+    }
+
+
+async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    await migrate(url)
+    db = Database(url)
+    rng = random.Random(42)
+    start = (datetime.now(UTC) + 2 * DAY).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        t0 = time.perf_counter()
+        seeded = await _seed(db, args.rooms, args.existing, start)
+        seed_s = time.perf_counter() - t0
+        service = MeetingService(db, [])
+        span_days = max(
+            7, (SERIES_LENGTH * 7 * seeded["series"]) // max(1, len(seeded["rooms"]) * 7)
+        )
+
+        def when() -> datetime:
+            return start + timedelta(
+                days=rng.randrange(span_days), minutes=30 * rng.randrange(16, 40)
+            )
+
+        async def create(n: int) -> bool:
+            begin = when()
+            draft = MeetingDraft(
+                title=f"bench {n}",
+                unit_id=seeded["unit_id"],
+                organiser_id=seeded["people"][0],
+                start=begin,
+                end=begin + timedelta(hours=1),
+                tzid="Asia/Shanghai",
+                room_ids=(rng.choice(seeded["rooms"]),),
+                invitees=tuple(Invitee(p) for p in rng.sample(seeded["people"], 3)),
+            )
+            try:
+                await service.create(draft, "bench")
+            except RoomConflict:
+                return False
+            return True
+
+        async def book_only(n: int) -> bool:
+            begin = when()
+            wanted = [Wanted(rng.choice(seeded["rooms"]), begin, begin, begin + timedelta(hours=1))]
+            async with db.write() as session:
+                await bookings.lock_rooms(session, [wanted[0].room_id])
+                if await bookings.clashes(session, wanted):
+                    return False
+                await bookings.book(session, 1 + n % seeded["series"], wanted)
+            return True
+
+        await _run(min(50, args.bookings), args.concurrency, create)  # warm-up
+        result = {
+            "database": db.dialect,
+            "existing_bookings": seeded["series"] * SERIES_LENGTH,
+            "rooms": len(seeded["rooms"]),
+            "concurrency": args.concurrency,
+            "seed_seconds": round(seed_s, 1),
+            "via": "service layer, in-process (no HTTP)",
+            "meeting_create": await _run(args.bookings, args.concurrency, create),
+            "booking_only": await _run(args.bookings, args.concurrency, book_only),
+        }
+    finally:
+        await db.close()
+    return result
+
+
+async def _admin(url: str, sql: str) -> None:
+    engine = create_async_engine(
+        url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql(sql)
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--existing", type=int, default=100_000, help="bookings seeded first")
+    parser.add_argument("--bookings", type=int, default=2000, help="bookings attempted")
+    parser.add_argument("--rooms", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--pg-url", default=os.environ.get("SUIMEET_TEST_PG_URL", DEFAULT_PG))
+    args = parser.parse_args()
+    results = []
+    if args.db in ("sqlite", "both"):
+        with TemporaryDirectory() as tmp:
+            results.append(await bench(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", args))
+    if args.db in ("postgresql", "both"):
+        name = f"suimeet_bench_{secrets.token_hex(4)}"
+        head = args.pg_url.rpartition("/")[0]
+        await _admin(args.pg_url, f'CREATE DATABASE "{name}"')
+        try:
+            results.append(await bench(f"{head}/{name}", args))
+        finally:
+            await _admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(json.dumps({"benchmark": "bookings", "results": results}, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
