@@ -238,7 +238,10 @@ async def main() -> None:
     parser.add_argument("--rooms", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--pg-url", default=os.environ.get("SUIMEET_TEST_PG_URL", DEFAULT_PG))
+    parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args()
+    if args.smoke:
+        args.existing, args.bookings = 1000, 200
     results = []
     if args.db in ("sqlite", "both"):
         with TemporaryDirectory() as tmp:
