@@ -157,6 +157,8 @@ class ConferenceClient:
                 async with self._changed:
                     self.messages.append(message)
                     self._changed.notify_all()
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            log.info("conference connection lost: %s", exc)
         except Exception:
             log.exception("conference client failed while reading")
         finally:

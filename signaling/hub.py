@@ -181,7 +181,7 @@ class ConferenceHub:
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=protocol.MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         session: Session | None = None
-        reason = "left"
+        reason = "closed"
         try:
             hello = await self._receive_hello(ws)
             grant = await self._authenticate(hello.token)
@@ -272,6 +272,8 @@ class ConferenceHub:
 
     async def _serve(self, session: Session) -> str:
         async for msg in session.ws:
+            if msg.type == WSMsgType.ERROR:
+                return "closed"
             if msg.type != WSMsgType.TEXT:
                 raise ProtocolViolation("messages are JSON text")
             message = protocol.parse(msg.data)
@@ -286,11 +288,7 @@ class ConferenceHub:
     async def _handle(
         self,
         session: Session,
-        message: protocol.Answer
-        | protocol.Candidate
-        | protocol.Mute
-        | protocol.Ping
-        | protocol.Hello,
+        message: protocol.AnyClientMessage,
     ) -> None:
         if isinstance(message, protocol.Answer):
             await self.engine.answer(session.id, message.sdp)
@@ -308,6 +306,10 @@ class ConferenceHub:
             await self.engine.set_muted(session.id, message.kind, message.muted)
         elif isinstance(message, protocol.Ping):
             session.send(protocol.dumps({"type": "pong", "id": message.id}))
+        elif isinstance(message, protocol.Stats):
+            sample = await self.engine.stats(session.id)
+            quality = {k: v for k, v in sample.items() if k not in ("conference", "participant")}
+            session.send(protocol.dumps({"type": "stats", "quality": quality}))
         else:
             raise ProtocolViolation("'hello' was already received")
 

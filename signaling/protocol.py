@@ -63,13 +63,20 @@ class Leave(_Message):
     type: Literal["leave"]
 
 
+class Stats(_Message):
+    type: Literal["stats"]
+
+
 ClientMessage = Annotated[
-    Answer | Candidate | Mute | Ping | Leave | Hello, Field(discriminator="type")
+    Answer | Candidate | Mute | Ping | Leave | Stats | Hello, Field(discriminator="type")
 ]
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 
-def parse(text: str | bytes) -> Hello | Answer | Candidate | Mute | Ping | Leave:
+AnyClientMessage = Hello | Answer | Candidate | Mute | Ping | Leave | Stats
+
+
+def parse(text: str | bytes) -> AnyClientMessage:
     """One client message, or :class:`ProtocolViolation` saying what is wrong with it."""
     try:
         data = json.loads(text)
@@ -78,9 +85,7 @@ def parse(text: str | bytes) -> Hello | Answer | Candidate | Mute | Ping | Leave
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolViolation("a message is a JSON object with a string 'type'")
     try:
-        message: Hello | Answer | Candidate | Mute | Ping | Leave = _client_adapter.validate_python(
-            data
-        )
+        message: AnyClientMessage = _client_adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -194,3 +194,66 @@ async def test_silence_after_connecting_is_a_protocol_error(
 async def test_oversized_messages_are_refused(conf: Fixture) -> None:
     code, _ = await _raw(conf, "x" * (protocol.MAX_MESSAGE_BYTES + 10))
     assert code == 1009  # message too big (WebSocket standard code)
+
+
+async def test_a_participant_asks_for_its_own_quality(conf: Fixture) -> None:
+    a = conf.client(conf.grant("a"), ColorTrack(RED), ToneTrack())
+    b = conf.client(conf.grant("b"), ColorTrack(BLUE))
+    await a.connect()
+    await b.connect()
+    assert a.participant is not None
+    await received_color(b, a.participant)
+    await a.send({"type": "stats"})
+    quality = (await a.wait_for(lambda m: m["type"] == "stats"))["quality"]
+    assert quality["connection_state"] == "connected"
+    sent = {t["kind"]: t for t in quality["inbound"]}
+    assert sent["video"]["packets_received"] > 0 and sent["video"]["codec"]
+
+
+async def test_bad_input_from_one_leaves_the_conference_unharmed(conf: Fixture) -> None:
+    a = conf.client(conf.grant("a"), ColorTrack(RED))
+    b = conf.client(conf.grant("b"), ColorTrack(BLUE))
+    await a.connect()
+    await b.connect()
+    assert b.participant is not None
+    assert close_enough(await received_color(a, b.participant), BLUE)
+    # user errors from b: an invalid SDP, muting what it does not send: b stays
+    await b.send({"type": "answer", "sdp": "v=0\r\nnonsense"})
+    await b.wait_for(lambda m: m["type"] == "error")
+    await b.send({"type": "mute", "kind": "audio", "muted": True})
+    # protocol errors from a third: it is closed, nobody else is
+    for frames in (["{"], [_hello("c"), "[]"], [_hello("c"), "x" * 300_000]):
+        conf.grant("c")
+        await _raw(conf, *frames)
+    await b.send({"type": "ping"})
+    await b.wait_for(lambda m: m["type"] == "pong")
+    # media still flows both ways
+    assert close_enough(await received_color(a, b.participant), BLUE)
+    assert a.participant is not None
+    assert close_enough(await received_color(b, a.participant), RED)
+    assert {p["id"] for p in conf.hub.participants("c1")} == {a.participant, b.participant}
+
+
+async def test_a_dropped_connection_is_cleaned_up_and_can_rejoin(conf: Fixture) -> None:
+    token = conf.grant("a")
+    a = conf.client(token, ColorTrack(RED))
+    b = conf.client(conf.grant("b"))
+    await a.connect()
+    await b.connect()
+    first = a.participant
+    # the network goes away under a: its socket dies without a leave
+    assert a._ws is not None and a._session is not None
+    a._ws._response.connection.transport.abort()  # type: ignore[union-attr]
+    left = await b.wait_for(lambda m: m["type"] == "participant_left", timeout=10)
+    assert left["participant"] == first and left["reason"] == "closed"
+    assert conf.hub.engine.participants("c1") == [b.participant]
+    await a.close()
+    # it comes back with the same link, and is seen and heard again
+    again = conf.client(token, ColorTrack(RED))
+    await again.connect()
+    joined = await b.wait_for(
+        lambda m: m["type"] == "participant_joined" and m["participant"]["id"] == again.participant
+    )
+    assert joined["participant"]["name"] == "a"
+    assert again.participant is not None
+    assert close_enough(await received_color(b, again.participant), RED)

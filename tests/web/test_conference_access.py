@@ -176,3 +176,38 @@ async def test_a_logged_in_invitee_is_sent_to_their_join_page(
     joined = await setup.join(link)
     assert joined.welcome["participant"]["kind"] == "browser"
     assert (await setup.client.get("/join/not-a-token")).status == 404
+
+
+async def test_administrators_see_live_conferences_with_quality(
+    setup: Setup, staff: Staff, db: Database, city: Unit
+) -> None:
+    from signaling.sources import ColorTrack
+
+    people = [await add_person(db, city.id, f"q{i}@gz.gov.cn", f"人员{i}") for i in range(2)]
+    meeting = await _meeting(
+        setup.client,
+        staff,
+        city,
+        [p.id for p in people],
+        [],
+        datetime.now(UTC) + timedelta(minutes=2),
+    )
+    first = ConferenceClient(
+        setup.ws,
+        setup.link(meeting, people[0].id),
+        tracks=[ColorTrack((200, 30, 30))],
+        host_addresses=["127.0.0.1"],
+    )
+    setup.joined.append(first)
+    await first.connect()
+    second = await setup.join(setup.link(meeting, people[1].id))
+    await second.wait_until(lambda: bool(second.remote_tracks), timeout=10)
+    admin = await staff.headers(Role.ADMIN)
+    live = await (await setup.client.get("/api/v1/conferences", headers=admin)).json()
+    assert [c["meeting_id"] for c in live] == [meeting]
+    by_name = {p["name"]: p for p in live[0]["participants"]}
+    assert set(by_name) == {"人员0", "人员1"}
+    quality = by_name["人员0"]["quality"]
+    assert quality is not None and quality["connection_state"] in ("connecting", "connected")
+    staff_h = await staff.headers(Role.STAFF)
+    assert (await setup.client.get("/api/v1/conferences", headers=staff_h)).status == 403
