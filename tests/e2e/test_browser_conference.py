@@ -194,3 +194,42 @@ async def test_three_browsers_and_a_python_participant(
         assert "已离开" in await pages[2].inner_text("#status")
     finally:
         await bot.close()
+
+
+async def test_the_page_says_clearly_why_joining_is_refused(
+    app: web.Application,
+    server: TestServer,
+    browser: Any,
+    staff: Staff,
+    db: Database,
+    city: Unit,
+    client: TestClient[Any, Any],
+) -> None:
+    person = (await add_person(db, city.id, "late@gz.gov.cn", "迟到者")).id
+    start = datetime.now(UTC) + timedelta(hours=3)
+    r = await client.post(
+        "/api/v1/meetings",
+        headers=await staff.headers(Role.SECRETARIAT),
+        json={
+            "title": "下午的会议",
+            "unit_id": city.id,
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(),
+            "attendees": [{"person_id": person}],
+        },
+    )
+    meeting = (await r.json())["id"]
+    page = await browser.new_page()
+    await page.goto(f"{base_url(server)}/join/{app[LINKS].sign('join', meeting, person)}")
+    await page.wait_for_selector("#join:not([disabled])")
+    await page.click("#join")
+    await page.wait_for_selector("#status[data-kind=error]")
+    assert "会议尚未开始" in await page.inner_text("#status")
+
+    await client.post(
+        f"/api/v1/meetings/{meeting}/cancel", headers=await staff.headers(Role.SECRETARIAT)
+    )
+    await page.goto(f"{base_url(server)}/join/{app[LINKS].sign('join', meeting, person)}?lang=en")
+    await page.click("#join")
+    await page.wait_for_selector("#status[data-kind=error]")
+    assert "cancelled" in await page.inner_text("#status")
