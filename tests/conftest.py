@@ -195,3 +195,34 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     controller.start()
     yield inbox, port
     controller.stop()
+
+
+async def create_meeting(
+    client: TestClient[Any, Any],
+    staff: Staff,
+    unit: Unit,
+    people: list[int],
+    *,
+    rooms: list[int] | None = None,
+    start: Any = None,
+    minutes: int = 60,
+    title: str = "全市视频调度会",
+) -> int:
+    """A meeting booked through the real API by the secretariat (default: starts in 1 min)."""
+    from datetime import UTC, datetime, timedelta
+
+    start = start or datetime.now(UTC) + timedelta(minutes=1)
+    response = await client.post(
+        "/api/v1/meetings",
+        headers=await staff.headers(Role.SECRETARIAT),
+        json={
+            "title": title,
+            "unit_id": unit.id,
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=minutes)).isoformat(),
+            "attendees": [{"person_id": p} for p in people],
+            "room_ids": rooms or [],
+        },
+    )
+    assert response.status == 201, await response.text()
+    return int((await response.json())["id"])

@@ -19,7 +19,7 @@ from rooms.db import Database
 from rooms.models import Role, Unit
 from signaling.client import ConferenceClient
 from signaling.sources import ColorTrack, ToneTrack, mean_rgb
-from tests.conftest import Staff, add_person
+from tests.conftest import Staff, add_person, create_meeting
 from tests.e2e.conftest import base_url
 from web.conference import LINKS
 
@@ -103,20 +103,7 @@ async def test_three_browsers_and_a_python_participant(
     client: TestClient[Any, Any],
 ) -> None:
     people = [(await add_person(db, city.id, f"p{i}@gz.gov.cn", f"参会人{i}")).id for i in range(4)]
-    start = datetime.now(UTC) + timedelta(minutes=1)
-    r = await client.post(
-        "/api/v1/meetings",
-        headers=await staff.headers(Role.SECRETARIAT),
-        json={
-            "title": "全市视频调度会",
-            "unit_id": city.id,
-            "start": start.isoformat(),
-            "end": (start + timedelta(hours=1)).isoformat(),
-            "attendees": [{"person_id": p} for p in people],
-        },
-    )
-    assert r.status == 201, await r.text()
-    meeting = (await r.json())["id"]
+    meeting = await create_meeting(client, staff, city, people)
     tokens = [app[LINKS].sign("join", meeting, p) for p in people]
     browsers = [await launch(c) for c in COLOURS]
 
@@ -206,19 +193,14 @@ async def test_the_page_says_clearly_why_joining_is_refused(
     client: TestClient[Any, Any],
 ) -> None:
     person = (await add_person(db, city.id, "late@gz.gov.cn", "迟到者")).id
-    start = datetime.now(UTC) + timedelta(hours=3)
-    r = await client.post(
-        "/api/v1/meetings",
-        headers=await staff.headers(Role.SECRETARIAT),
-        json={
-            "title": "下午的会议",
-            "unit_id": city.id,
-            "start": start.isoformat(),
-            "end": (start + timedelta(hours=1)).isoformat(),
-            "attendees": [{"person_id": person}],
-        },
+    meeting = await create_meeting(
+        client,
+        staff,
+        city,
+        [person],
+        start=datetime.now(UTC) + timedelta(hours=3),
+        title="下午的会议",
     )
-    meeting = (await r.json())["id"]
     page = await browser.new_page()
     await page.goto(f"{base_url(server)}/join/{app[LINKS].sign('join', meeting, person)}")
     await page.wait_for_selector("#join:not([disabled])")

@@ -16,7 +16,7 @@ from rooms.models import Role, Room, Unit
 from scheduling.models import Booking, Occurrence
 from signaling.client import ConferenceClient, ConnectionClosed
 from signaling.errors import CLOSE_NOT_NOW, CLOSE_UNAUTHORIZED
-from tests.conftest import Staff, add_person
+from tests.conftest import Staff, add_person, create_meeting
 from web.conference import HUB, LINKS
 
 
@@ -59,19 +59,16 @@ async def _meeting(
     start: datetime,
     minutes: int = 60,
 ) -> int:
-    body = {
-        "title": "区长视频会议",
-        "unit_id": unit.id,
-        "start": start.isoformat(),
-        "end": (start + timedelta(minutes=minutes)).isoformat(),
-        "attendees": [{"person_id": p} for p in people],
-        "room_ids": rooms,
-    }
-    r = await client.post(
-        "/api/v1/meetings", json=body, headers=await staff.headers(Role.SECRETARIAT)
+    return await create_meeting(
+        client,
+        staff,
+        unit,
+        people,
+        rooms=rooms,
+        start=start,
+        minutes=minutes,
+        title="区长视频会议",
     )
-    assert r.status == 201, await r.text()
-    return int((await r.json())["id"])
 
 
 async def test_invitees_and_booked_terminals_join_the_same_conference(
