@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -60,15 +61,15 @@ class Settings(BaseSettings):
         "starttls", description="SMTP transport security."
     )
     mail_from: str = Field("SuiMeet <suimeet@localhost>", description="Sender of emails.")
-    ice_servers: list[str] = Field(
+    ice_servers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="STUN/TURN URLs given to peers; empty by default (no public STUN server).",
+        description="STUN/TURN URLs given to peers, comma-separated (a list in TOML); empty "
+        "by default (no public STUN server).",
     )
-    media_host_addresses: list[str] = Field(
+    media_host_addresses: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Addresses the "
-        "media server offers as ICE host candidates; "
-        "empty: the machine's own.",
+        description="Addresses the media server offers as ICE host candidates, "
+        "comma-separated; empty: the machine's own.",
     )
     join_early_minutes: int = Field(
         15,
