@@ -11,10 +11,15 @@ README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8"
 
 
 def test_readme_documents_every_setting() -> None:
-    documented = {
-        line.split("`")[1] for line in README.splitlines() if line.startswith("| `SUIMEET_")
+    rows = {
+        line.split("`")[1]: line.rsplit("|", 2)[1].strip()
+        for line in README.splitlines()
+        if line.startswith("| `SUIMEET_")
     }
-    assert documented == {f"SUIMEET_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"SUIMEET_{name.upper()}": f for name, f in Settings.model_fields.items()}
+    assert set(rows) == set(fields)
+    for name, description in rows.items():
+        assert description == fields[name].description, name
 
 
 def test_readme_documents_every_command() -> None:
