@@ -1,18 +1,23 @@
 """Benchmark: room bookings with conflict checking, over many existing bookings.
 
-Measures the scheduling service layer in-process (not through HTTP), on SQLite and/or
-PostgreSQL, against a fresh migrated database seeded with ``--existing`` bookings (weekly
-series of 100 occurrences spread over ``--rooms`` rooms, inserted in bulk). Two paths:
+Measures the scheduling service layer in-process (not through HTTP, no change listeners:
+no invitation emails, no reminder jobs), on SQLite and/or PostgreSQL, against a fresh
+migrated database seeded with ``--existing`` bookings (weekly series of 100 occurrences
+spread over ``--rooms`` rooms, inserted in bulk). Two paths, each at every ``--concurrency``
+(requests in flight at once, each waiting for its answer before sending the next):
 
-- ``meeting_create``: :meth:`MeetingService.create` of a one-room, three-attendee meeting:
-  validation, reference checks, room lock, clash check, attendee warnings, the meeting,
-  attendee, occurrence and booking rows, one transaction. Requests that clash are answered
-  by ``RoomConflict`` and counted as conflicts (they are checked bookings too).
-- ``booking_only``: the booking layer alone (:mod:`scheduling.bookings`): lock, clash
-  check and insert of one booking for an existing meeting, one transaction each.
+- ``meeting_create``: :meth:`MeetingService.create` of a one-room, one-occurrence,
+  three-attendee meeting (the secretariat's common case): validation, reference checks,
+  attendee warnings, the meeting, attendee, room and occurrence rows, then the room lock,
+  clash check and booking, one transaction. Requests that clash are answered by
+  ``RoomConflict`` and counted as conflicts (they are checked bookings too).
+- ``booking_only``: the booking layer alone (:func:`scheduling.bookings.reserve`): lock,
+  clash check and insert of one booking for an existing meeting, one transaction each.
 
-Prints one JSON object. A CI smoke run: ``python bench/bookings.py --existing 1000
---bookings 200``.
+Each result gives throughput, latency percentiles, this process's CPU per attempt (all of
+the client side: SQLAlchemy, the driver, the event loop) and the statements per attempt as
+SQLAlchemy sends them (BEGIN and COMMIT included; on PostgreSQL each is one round trip).
+Prints one JSON object. ``--smoke`` is the CI step (about 10 s).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import random
 import secrets
 import statistics
@@ -31,8 +37,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event, insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from rooms.db import Database
 from rooms.models import Person, Room, Unit, UnitKind
@@ -47,6 +53,20 @@ from web.migrate import migrate
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 SERIES_LENGTH = 100
 DAY = timedelta(days=1)
+TARGETS = {"p99_ms_below": 20, "per_second_at_least": 500}  # issue 3, on PostgreSQL
+
+
+class Statements:
+    """Counts what SQLAlchemy sends: statements, BEGIN, COMMIT and ROLLBACK."""
+
+    def __init__(self, engines: list[AsyncEngine]) -> None:
+        self.count = 0
+        for engine in engines:
+            for name in ("before_cursor_execute", "begin", "commit", "rollback"):
+                event.listen(engine.sync_engine, name, self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
 
 
 async def _seed(db: Database, rooms: int, existing: int, start: datetime) -> dict[str, Any]:
@@ -129,7 +149,10 @@ async def _seed(db: Database, rooms: int, existing: int, start: datetime) -> dic
 
 
 async def _run(
-    total: int, concurrency: int, attempt: Callable[[int], Awaitable[bool]]
+    total: int,
+    concurrency: int,
+    attempt: Callable[[int], Awaitable[bool]],
+    statements: Statements,
 ) -> dict[str, Any]:
     latencies: list[float] = []
     outcomes = {"booked": 0, "conflicts": 0}
@@ -142,17 +165,27 @@ async def _run(
             latencies.append((time.perf_counter() - t0) * 1000)
             outcomes["booked" if ok else "conflicts"] += 1
 
+    sent = statements.count
+    cpu = time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu
     latencies.sort()
+    per_second = total / elapsed
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return {
+        "concurrency": concurrency,
         **outcomes,
         "attempts": total,
-        "per_second": round(total / elapsed, 1),
+        "per_second": round(per_second, 1),
         "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "p99_ms": round(p99, 2),
         "max_ms": round(latencies[-1], 2),
+        "client_cpu_ms_per_attempt": round(1000 * cpu / total, 3),
+        "statements_per_attempt": round((statements.count - sent) / total, 2),
+        "meets_targets": p99 < TARGETS["p99_ms_below"]
+        and per_second >= TARGETS["per_second_at_least"],
     }
 
 
@@ -166,6 +199,7 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         seeded = await _seed(db, args.rooms, args.existing, start)
         seed_s = time.perf_counter() - t0
         service = MeetingService(db, [])
+        statements = Statements(list(db.engines))
         span_days = max(
             7, (SERIES_LENGTH * 7 * seeded["series"]) // max(1, len(seeded["rooms"]) * 7)
         )
@@ -197,26 +231,41 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
             begin = when()
             wanted = [Wanted(rng.choice(seeded["rooms"]), begin, begin, begin + timedelta(hours=1))]
             async with db.write() as session:
-                await bookings.lock_rooms(session, [wanted[0].room_id])
-                if await bookings.clashes(session, wanted):
-                    return False
-                await bookings.book(session, 1 + n % seeded["series"], wanted)
-            return True
+                return not await bookings.reserve(session, 1 + n % seeded["series"], wanted)
 
-        await _run(min(50, args.bookings), args.concurrency, create)  # warm-up
-        result = {
+        for path in (create, book_only):  # warm-up: connections, prepared statements
+            await _run(min(100, args.bookings), max(args.concurrency), path, statements)
+        result: dict[str, Any] = {
             "database": db.dialect,
+            "server_version": await _server_version(db),
             "existing_bookings": seeded["series"] * SERIES_LENGTH,
             "rooms": len(seeded["rooms"]),
-            "concurrency": args.concurrency,
             "seed_seconds": round(seed_s, 1),
-            "via": "service layer, in-process (no HTTP)",
-            "meeting_create": await _run(args.bookings, args.concurrency, create),
-            "booking_only": await _run(args.bookings, args.concurrency, book_only),
+            "via": "service layer, in-process (no HTTP, no change listeners)",
+            "meeting_create": [],
+            "booking_only": [],
         }
+        for concurrency in args.concurrency:
+            for name, path in (("meeting_create", create), ("booking_only", book_only)):
+                result[name].append(await _run(args.bookings, concurrency, path, statements))
     finally:
         await db.close()
     return result
+
+
+async def _server_version(db: Database) -> str:
+    query = "select sqlite_version()" if db.is_sqlite else "show server_version"
+    async with db.engine.connect() as conn:
+        return str((await conn.exec_driver_sql(query)).scalar_one())
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "note": "client and PostgreSQL server share these CPUs (loopback TCP)",
+    }
 
 
 async def _admin(url: str, sql: str) -> None:
@@ -236,12 +285,17 @@ async def main() -> None:
     parser.add_argument("--existing", type=int, default=100_000, help="bookings seeded first")
     parser.add_argument("--bookings", type=int, default=2000, help="bookings attempted")
     parser.add_argument("--rooms", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=[1, 4, 8, 16],
+        help="requests in flight, comma-separated: each is run in turn",
+    )
     parser.add_argument("--pg-url", default=os.environ.get("SUIMEET_TEST_PG_URL", DEFAULT_PG))
     parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args()
     if args.smoke:
-        args.existing, args.bookings = 1000, 200
+        args.existing, args.bookings, args.concurrency = 1000, 200, [8]
     results = []
     if args.db in ("sqlite", "both"):
         with TemporaryDirectory() as tmp:
@@ -254,7 +308,8 @@ async def main() -> None:
             results.append(await bench(f"{head}/{name}", args))
         finally:
             await _admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print(json.dumps({"benchmark": "bookings", "results": results}, ensure_ascii=False, indent=2))
+    report = {"benchmark": "bookings", "targets": TARGETS, "machine": _machine()}
+    print(json.dumps({**report, "results": results}, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from media.errors import (
     NegotiationError,
     UnknownParticipant,
 )
-from media.messages import MediaEvent, OfferMessage, ParticipantStats
+from media.messages import AnswerMessage, MediaEvent, OfferMessage, ParticipantStats
 
 __all__ = [
+    "AnswerMessage",
     "EngineClosed",
     "IceServer",
     "InvalidRequest",

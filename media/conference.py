@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from media.config import MediaConfig
-from media.errors import NegotiationError
+from media.errors import InvalidRequest, NegotiationError
 from media.messages import (
     ActiveSpeakerEvent,
     MediaEvent,
@@ -21,6 +21,7 @@ from media.messages import (
 from media.participant import Participant
 from media.publication import PublishedTrack
 from media.speaker import ActiveSpeakerDetector
+from media.viewers import feed_viewers
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,13 @@ class Conference:
     def add(self, participant: Participant) -> None:
         """Register a newcomer and subscribe it to everything already published."""
         self.participants[participant.id] = participant
-        for track in self.published_tracks(excluding=participant.id):
-            participant.subscribe(track)
+        if participant.subscribes:
+            for track in self.published_tracks(excluding=participant.id):
+                participant.subscribe(track)
+
+    def feed_viewers(self) -> None:
+        """Re-point WHEP viewers' fixed m-lines (see :mod:`media.viewers`)."""
+        feed_viewers(self.participants, self.speaker.speaker)
 
     def offer_message(self, participant: Participant, sdp: str) -> OfferMessage:
         return OfferMessage(
@@ -85,7 +91,7 @@ class Conference:
             if kind in sending and not track.published:
                 track.published = True
                 for other in self.participants.values():
-                    if other is not participant and not other.closed:
+                    if other is not participant and not other.closed and other.subscribes:
                         other.subscribe(track)
                         changed.append(other)
                 self._emit(
@@ -98,6 +104,7 @@ class Conference:
                 )
             elif kind not in sending and track.published:
                 changed.extend(self._unpublish(track))
+        self.feed_viewers()
         await self.renegotiate_all(list({id(p): p for p in changed}.values()))
 
     def _unpublish(self, track: PublishedTrack) -> list[Participant]:
@@ -106,7 +113,8 @@ class Conference:
         changed: list[Participant] = []
         for forwarder in track.detach_all():
             for other in self.participants.values():
-                if forwarder in other.forwarders and not other.closed:
+                # A viewer's m-lines stay as negotiated; feed_viewers re-points them.
+                if forwarder in other.forwarders and not other.closed and other.subscribes:
                     other.unsubscribe(forwarder)
                     changed.append(other)
         self._emit(
@@ -135,11 +143,14 @@ class Conference:
                     track.detach(forwarder)
         if self.speaker.remove(participant.id, time.monotonic()):
             self._emit_speaker()
+        self.feed_viewers()
         await participant.close()
         await self.renegotiate_all(list({id(p): p for p in changed}.values()))
 
     def set_muted(self, participant: Participant, kind: MediaKind, muted: bool) -> None:
-        track = participant.inbound[kind]
+        track = participant.inbound.get(kind)
+        if track is None:
+            raise InvalidRequest(f"{participant.id} has no {kind} to mute")
         if track.muted == muted:
             return
         track.muted = muted
@@ -163,6 +174,7 @@ class Conference:
             self._emit_speaker()
 
     def _emit_speaker(self) -> None:
+        self.feed_viewers()
         self._emit(
             ActiveSpeakerEvent(
                 type="active_speaker", conference=self.id, participant=self.speaker.speaker

@@ -40,6 +40,13 @@ class MediaConfig:
     remb: bool = True
     """Send receiver-estimated bandwidth (REMB) to video publishers, as aiortc does."""
 
+    fast_path: bool = True
+    """Forward RTP as bytes (SRTP in place, sent on the ICE pair: :mod:`media.fastpath`).
+
+    ``False`` keeps every packet on aiortc's ``RtpPacket`` objects (slower; for comparison
+    and as a fallback if a hooked internal misbehaves).
+    """
+
     speaker_threshold: float = 40.0
     """Smoothed activity (127 - level in -dBov) a participant needs to become the speaker."""
 

@@ -19,6 +19,7 @@ from media.errors import EngineClosed, InvalidRequest, NegotiationError, Unknown
 from media.ice import install_host_address_override
 from media.messages import (
     MEDIA_KINDS,
+    AnswerMessage,
     ConnectionStateEvent,
     IceCandidate,
     LeaveReason,
@@ -26,6 +27,7 @@ from media.messages import (
     MediaKind,
     OfferMessage,
     ParticipantLeftEvent,
+    ParticipantMode,
     ParticipantStats,
 )
 from media.participant import Participant
@@ -62,26 +64,7 @@ class MediaEngine:
 
         A participant id already connected is replaced (its old connection closes).
         """
-        if self._closed:
-            raise EngineClosed("the media engine is closed")
-        if not conference_id or not participant_id:
-            raise InvalidRequest("conference and participant ids are required")
-        if participant_id in self._participants:
-            await self._leave(participant_id, "replaced")
-        conference = self._conferences.get(conference_id)
-        if conference is None:
-            conference = self._conferences[conference_id] = Conference(
-                conference_id, self.config, self._emit
-            )
-        participant = Participant(
-            conference_id,
-            participant_id,
-            self.config,
-            on_connection_state=self._connection_state_changed,
-            on_audio_level=conference.on_audio_level,
-        )
-        self._participants[participant_id] = participant
-        conference.add(participant)
+        conference, participant = await self._new_participant(conference_id, participant_id, "full")
         try:
             sdp = await participant.create_offer()
         except NegotiationError:
@@ -91,6 +74,57 @@ class MediaEngine:
             raise UnknownParticipant(participant_id)
         logger.info("%s joined conference %s", participant_id, conference_id)
         return conference.offer_message(participant, sdp)
+
+    async def join_with_offer(
+        self,
+        conference_id: str,
+        participant_id: str,
+        offer_sdp: str,
+        mode: ParticipantMode,
+        *,
+        follow: str | None = None,
+    ) -> AnswerMessage:
+        """Admit a client that offers first and never renegotiates; return the answer.
+
+        ``mode="publish"`` (WHIP): what the offer sends is published to everyone, and the
+        client receives nothing. ``mode="view"`` (WHEP): the offer's recvonly m-lines are
+        fed by one publisher at a time, ``follow`` if given and publishing, else the
+        active speaker (see :mod:`media.viewers`). A connected id is replaced.
+        """
+        if mode not in ("publish", "view"):
+            raise InvalidRequest("an offer-first client publishes or views")
+        conference, participant = await self._new_participant(conference_id, participant_id, mode)
+        participant.follow = follow
+        try:
+            sdp, sending = await participant.accept_offer(offer_sdp)
+        except NegotiationError:
+            await self._leave(participant_id, "failed")
+            raise
+        if participant.closed:
+            raise UnknownParticipant(participant_id)
+        if mode == "publish":
+            await conference.update_publications(participant, sending)
+            kinds = sending
+        else:
+            conference.feed_viewers()
+            kinds = [f.kind for f in participant.forwarders if f.mid is not None]
+        logger.info("%s joined conference %s to %s", participant_id, conference_id, mode)
+        return AnswerMessage(
+            type="answer", conference=conference_id, participant=participant_id, sdp=sdp,
+            kinds=kinds,
+        )  # fmt: skip
+
+    def set_view_source(self, participant_id: str, publisher: str | None) -> None:
+        """Make a viewer follow ``publisher`` (None: the active speaker again)."""
+        participant = self._get(participant_id)
+        if participant.mode != "view":
+            raise InvalidRequest(f"{participant_id} is not a viewer")
+        participant.follow = publisher
+        self._conferences[participant.conference_id].feed_viewers()
+
+    def view_source(self, participant_id: str) -> str | None:
+        """The publisher a viewer receives now (None: nobody publishes)."""
+        return self._get(participant_id).view_source
 
     async def answer(self, participant_id: str, sdp: str) -> None:
         """Apply the participant's answer to the last offer; may trigger re-offers."""
@@ -154,6 +188,32 @@ class MediaEngine:
         self._tasks.clear()
 
     # -- internals -----------------------------------------------------------------
+
+    async def _new_participant(
+        self, conference_id: str, participant_id: str, mode: ParticipantMode
+    ) -> tuple[Conference, Participant]:
+        if self._closed:
+            raise EngineClosed("the media engine is closed")
+        if not conference_id or not participant_id:
+            raise InvalidRequest("conference and participant ids are required")
+        if participant_id in self._participants:
+            await self._leave(participant_id, "replaced")
+        conference = self._conferences.get(conference_id)
+        if conference is None:
+            conference = self._conferences[conference_id] = Conference(
+                conference_id, self.config, self._emit
+            )
+        participant = Participant(
+            conference_id,
+            participant_id,
+            self.config,
+            on_connection_state=self._connection_state_changed,
+            on_audio_level=conference.on_audio_level,
+            mode=mode,
+        )
+        self._participants[participant_id] = participant
+        conference.add(participant)
+        return conference, participant
 
     def _get(self, participant_id: str) -> Participant:
         participant = self._participants.get(participant_id)

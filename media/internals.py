@@ -20,18 +20,28 @@ Hooks:
   packets that never went through the sender's encoder loop.
 * ``RTCPeerConnection.__connect`` (started with an unchecked ``ensure_future``) is wrapped
   to log and report its exceptions instead of losing them.
+* RTP fast path (:mod:`media.fastpath`): ``datagram_received`` is replaced on the instances
+  of aioice's ``StunProtocol`` (``dtls.transport._connection._protocols``); the SRTP
+  contexts are read from ``dtls._rx_srtp`` / ``dtls._tx_srtp`` (pylibsrtp ``Session._srtp``);
+  packets are sent on the nominated pair (``connection._nominated``, on the UDP socket
+  ``transport._sock`` of asyncio's selector loop when there is one); header extension ids
+  come from ``HeaderExtensionsMap.__ids``; ``RTCRtpSender._retransmit`` is wrapped on the
+  instance so that subscriber NACKs are answered from the fast path's history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +119,19 @@ class SenderState:
         """RTX payload type used to answer NACKs (must match the forwarded codec)."""
         self.sender._RTCRtpSender__rtx_payload_type = payload_type
 
-    def record_sent(self, ntp_timestamp: int, rtp_timestamp: int, octets: int) -> None:
-        """Update the counters aiortc puts in sender reports and ``getStats()``."""
+    def record_sent(
+        self, ntp_timestamp: int, rtp_timestamp: int, octets: int, packets: int = 1
+    ) -> None:
+        """Update the counters aiortc puts in sender reports and ``getStats()``.
+
+        ``ntp_timestamp`` and ``rtp_timestamp`` must describe the same instant (the last
+        packet sent); the fast path calls this for several packets at once.
+        """
         s = self.sender
         s._RTCRtpSender__ntp_timestamp = ntp_timestamp
         s._RTCRtpSender__rtp_timestamp = rtp_timestamp
         s._RTCRtpSender__octet_count += octets
-        s._RTCRtpSender__packet_count += 1
+        s._RTCRtpSender__packet_count += packets
 
     @property
     def packets_sent(self) -> int:
@@ -124,6 +140,93 @@ class SenderState:
     @property
     def octets_sent(self) -> int:
         return cast(int, self.sender._RTCRtpSender__octet_count)
+
+
+def install_retransmit_hook(
+    sender: RTCRtpSender, lookup: Callable[[int], RtpPacket | None]
+) -> None:
+    """Before aiortc answers a NACK for ``seq``, put ``lookup(seq)`` in its RTP history.
+
+    The fast path keeps its own history (bytes); aiortc's ``_retransmit`` then builds the
+    retransmission (RTX where negotiated) from the packet as usual.
+    """
+    s: Any = sender
+    original: Callable[[int], Awaitable[None]] = type(sender)._retransmit.__get__(sender)
+    history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
+
+    async def retransmit(sequence_number: int) -> None:
+        packet = lookup(sequence_number)
+        if packet is not None:
+            history[sequence_number % RTP_HISTORY_SIZE] = packet
+        await original(sequence_number)
+
+    s._retransmit = retransmit
+
+
+@dataclass(slots=True)
+class DtlsInternals:
+    """What the RTP fast path needs from one connected ``RTCDtlsTransport``."""
+
+    rx_srtp: Any
+    """pylibsrtp ``Session`` decrypting what the remote end sends."""
+    tx_srtp: Any
+    connection: Any
+    """aioice ``Connection`` (ICE) under the DTLS transport."""
+    protocols: list[Any]
+    """aioice ``StunProtocol`` per local candidate; their transports are UDP sockets."""
+    nominated: dict[int, Any]
+    """component -> nominated ``CandidatePair`` (emptied when consent expires)."""
+    extension_ids: Any
+    """aiortc ``HeaderExtensions`` holding the negotiated header-extension ids."""
+
+
+def dtls_internals(dtls: RTCDtlsTransport) -> DtlsInternals | None:
+    """The private objects of a DTLS transport, or None before its SRTP keys exist."""
+    d: Any = dtls
+    if d._rx_srtp is None or d._tx_srtp is None:
+        return None
+    connection = d.transport._connection
+    return DtlsInternals(
+        rx_srtp=d._rx_srtp,
+        tx_srtp=d._tx_srtp,
+        connection=connection,
+        protocols=connection._protocols,
+        nominated=connection._nominated,
+        extension_ids=extension_ids(d._rtp_header_extensions_map),
+    )
+
+
+def dtls_is_connected(dtls: RTCDtlsTransport) -> bool:
+    return cast(Any, dtls)._state is DtlsState.CONNECTED
+
+
+def extension_ids(extensions_map: HeaderExtensionsMap) -> Any:
+    """The ``HeaderExtensions`` of ids (``mid``, ``abs_send_time``, ``audio_level``...)."""
+    return cast(Any, extensions_map)._HeaderExtensionsMap__ids
+
+
+def srtp_context(session: Any) -> Any:
+    """The libsrtp ``srtp_t`` of a pylibsrtp ``Session``."""
+    return session._srtp[0]
+
+
+def install_datagram_hook(protocol: Any, handler: Callable[[bytes, Any], None]) -> None:
+    """Make the event loop deliver ``protocol``'s datagrams to ``handler`` (on the instance)."""
+    protocol.datagram_received = handler
+
+
+def remove_datagram_hook(protocol: Any) -> None:
+    vars(protocol).pop("datagram_received", None)
+
+
+def raw_udp_socket(transport: Any) -> socket.socket | None:
+    """The ``socket.socket`` under an asyncio (selector) datagram transport, else None.
+
+    Sending on it directly skips the transport's Python wrapper; uvloop's transports have
+    no such attribute (their ``sendto`` is already native).
+    """
+    sock = getattr(transport, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:

@@ -11,6 +11,10 @@ from typing import Literal, NotRequired, TypedDict
 MediaKind = Literal["audio", "video"]
 MEDIA_KINDS: tuple[MediaKind, ...] = ("audio", "video")
 
+ParticipantMode = Literal["full", "publish", "view"]
+"""``full``: the server offers (browsers, terminals); ``publish`` (WHIP) and ``view`` (WHEP):
+the client offered first, once, and its m-lines never change."""
+
 
 class IceCandidate(TypedDict):
     """A trickled ICE candidate, as the browser's ``RTCIceCandidateInit``."""
@@ -36,6 +40,17 @@ class OfferMessage(TypedDict):
     participant: str
     sdp: str
     tracks: list[TrackInfo]
+
+
+class AnswerMessage(TypedDict):
+    """The server's SDP answer to an offer-first client (WHIP publisher, WHEP viewer)."""
+
+    type: Literal["answer"]
+    conference: str
+    participant: str
+    sdp: str
+    kinds: list[MediaKind]
+    """What the client sends (publish) or receives (view), as negotiated."""
 
 
 class TrackPublishedEvent(TypedDict):

@@ -5,6 +5,11 @@ own microphone and camera) plus one sendonly m-line per track already published 
 others; later, a sendonly m-line per new publisher (or an inactive one re-pointed at it).
 One negotiation runs at a time: changes made while an offer is pending are collected and
 offered once the answer arrives.
+
+WHIP publishers and WHEP viewers are the exception (``mode`` ``publish`` / ``view``): they
+offer first, once, and never renegotiate. Their transceivers are made from their offer
+(:meth:`Participant.accept_offer`) and stay fixed: a viewer's m-lines are re-pointed at
+other publishers inside the SFU (:mod:`media.viewers`), never re-offered.
 """
 
 from __future__ import annotations
@@ -29,12 +34,44 @@ from media.errors import NegotiationError
 from media.forwarder import Forwarder, ParkedTrack
 from media.ice import host_addresses, parse_candidate
 from media.internals import guard_connect
-from media.messages import MEDIA_KINDS, IceCandidate, MediaKind, TrackInfo
+from media.messages import MEDIA_KINDS, IceCandidate, MediaKind, ParticipantMode, TrackInfo
 from media.publication import AudioLevelCallback, PublishedTrack
 
 logger = logging.getLogger(__name__)
 
 RECEIVING = ("recvonly", "sendrecv")
+SENDING = ("sendonly", "sendrecv")
+_ANSWER_ERRORS = (
+    ValueError,
+    IndexError,
+    KeyError,
+    InvalidStateError,
+    InvalidAccessError,
+    OperationError,
+    InternalError,
+)
+
+
+def offered_kinds(sdp: str) -> list[MediaKind]:
+    """The media kinds of an offer's m-lines, in order; NegotiationError if unusable.
+
+    An offer-first client (WHIP, WHEP) may have at most one audio and one video m-line and
+    nothing else: its transceivers are fixed for the whole session.
+    """
+    kinds: list[MediaKind] = []
+    for line in sdp.splitlines():
+        if not line.startswith("m="):
+            continue
+        kind = line[2:].split(" ", 1)[0]
+        if kind not in MEDIA_KINDS:
+            raise NegotiationError(f"only audio and video m-lines are supported, not {kind!r}")
+        media_kind: MediaKind = "audio" if kind == "audio" else "video"
+        if media_kind in kinds:
+            raise NegotiationError(f"at most one {kind} m-line is supported")
+        kinds.append(media_kind)
+    if not kinds:
+        raise NegotiationError("the offer has no audio or video m-line")
+    return kinds
 
 
 def rtc_configuration(config: MediaConfig) -> RTCConfiguration:
@@ -61,11 +98,18 @@ class Participant:
         *,
         on_connection_state: Callable[[Participant, str], None],
         on_audio_level: AudioLevelCallback,
+        mode: ParticipantMode = "full",
     ) -> None:
         self.conference_id = conference_id
         self.id = participant_id
+        self.mode: ParticipantMode = mode
+        self.follow: str | None = None
+        """A viewer's chosen publisher (None: the active speaker)."""
+        self.view_source: str | None = None
+        """The publisher a viewer's m-lines are fed from now."""
         self.closed = False
         self._config = config
+        self._on_audio_level = on_audio_level
         self._on_connection_state = on_connection_state
         self._lock = asyncio.Lock()
         self._needs_offer = False
@@ -76,21 +120,37 @@ class Participant:
         self.pc.on("connectionstatechange", self._state_changed)
 
         self.inbound: dict[MediaKind, PublishedTrack] = {}
-        for kind in MEDIA_KINDS:
-            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            transceiver.setCodecPreferences(preferred_codecs(kind, config.video_codecs))
-            self.inbound[kind] = PublishedTrack(
-                participant_id,
-                kind,
-                transceiver.receiver,
-                keyframe_interval=config.keyframe_request_interval,
-                remb=config.remb,
-                on_audio_level=on_audio_level,
-            )
-        self._inbound_transceivers: dict[MediaKind, Any] = {
-            kind: t for kind, t in zip(MEDIA_KINDS, self.pc.getTransceivers(), strict=True)
-        }
+        self._inbound_transceivers: dict[MediaKind, Any] = {}
         self.forwarders: list[Forwarder] = []
+        if mode == "full":
+            for kind in MEDIA_KINDS:
+                self._add_uplink(kind)
+
+    @property
+    def subscribes(self) -> bool:
+        """True if new publications are offered to this participant (not WHIP/WHEP)."""
+        return self.mode == "full"
+
+    def _add_uplink(self, kind: MediaKind) -> None:
+        """A recvonly m-line for the participant's own microphone or camera."""
+        transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+        transceiver.setCodecPreferences(preferred_codecs(kind, self._config.video_codecs))
+        self.inbound[kind] = PublishedTrack(
+            self.id,
+            kind,
+            transceiver.receiver,
+            keyframe_interval=self._config.keyframe_request_interval,
+            remb=self._config.remb,
+            on_audio_level=self._on_audio_level,
+            fast_path=self._config.fast_path,
+        )
+        self._inbound_transceivers[kind] = transceiver
+
+    def _add_fixed_downlink(self, kind: MediaKind) -> None:
+        """A sendonly m-line of a viewer, fed by whichever publisher it follows."""
+        transceiver = self.pc.addTransceiver(ParkedTrack(kind), direction="sendonly")
+        transceiver.setCodecPreferences(preferred_codecs(kind, self._config.video_codecs))
+        self.forwarders.append(Forwarder(transceiver, kind))
 
     @property
     def connection_state(self) -> str:
@@ -169,15 +229,7 @@ class Participant:
                 raise NegotiationError("no offer is waiting for an answer")
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-            except (
-                ValueError,
-                IndexError,
-                KeyError,
-                InvalidStateError,
-                InvalidAccessError,
-                OperationError,
-                InternalError,
-            ) as exc:
+            except _ANSWER_ERRORS as exc:
                 raise NegotiationError(f"cannot apply answer: {exc}") from exc
             for forwarder in self.forwarders:
                 forwarder.update_codecs()
@@ -187,6 +239,54 @@ class Participant:
                 if self._inbound_transceivers[kind].currentDirection in RECEIVING
             ]
 
+    async def accept_offer(self, sdp: str) -> tuple[str, list[MediaKind]]:
+        """Answer an offer-first client (``publish`` or ``view`` mode), once.
+
+        Returns the answer SDP and the kinds a publisher now sends. Raises
+        NegotiationError for a bad or unusable offer, or a second one.
+        """
+        if self.mode == "full":
+            raise NegotiationError("this participant answers the server's offers")
+        if len(sdp) > self._config.max_sdp_length:
+            raise NegotiationError("offer SDP is too long")
+        kinds = offered_kinds(sdp)
+        async with self._lock:
+            if self.closed:
+                raise NegotiationError("participant is closed")
+            if self.pc.remoteDescription is not None:
+                raise NegotiationError("renegotiation is not supported for this client")
+            for kind in kinds:
+                if self.mode == "publish":
+                    self._add_uplink(kind)
+                else:
+                    self._add_fixed_downlink(kind)
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                with host_addresses(self._config.host_addresses):
+                    await self.pc.setLocalDescription(await self.pc.createAnswer())
+            except _ANSWER_ERRORS as exc:
+                raise NegotiationError(f"cannot answer the offer: {exc}") from exc
+            for forwarder in self.forwarders:
+                forwarder.update_codecs()
+            sending = [
+                kind
+                for kind, t in self._inbound_transceivers.items()
+                if t.currentDirection in RECEIVING
+            ]
+            receiving = [f for f in self.forwarders if f.transceiver.currentDirection in SENDING]
+            if self.mode == "publish" and not sending:
+                raise NegotiationError("the offer sends no audio or video (use sendonly)")
+            if self.mode == "view" and not receiving:
+                raise NegotiationError("the offer receives no audio or video (use recvonly)")
+            return str(self.pc.localDescription.sdp), sending
+
+    def _bundle_mid(self) -> str | None:
+        """The mid of the first m-line: its transport carries every m-line (max-bundle)."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid is not None:
+                return str(transceiver.mid)
+        return None
+
     async def add_ice_candidate(self, candidate: IceCandidate | None) -> None:
         if self.closed:
             return
@@ -195,7 +295,7 @@ class Participant:
         if candidate is None or not candidate.get("candidate"):
             await self.pc.addIceCandidate(None)
             return
-        parsed = parse_candidate(candidate, self._inbound_transceivers["audio"].mid)
+        parsed = parse_candidate(candidate, self._bundle_mid())
         if parsed is not None:
             await self.pc.addIceCandidate(parsed)
 

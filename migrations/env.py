@@ -6,9 +6,6 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import rooms.models  # noqa: F401  (registers the tables)
-import scheduling.leader
-import scheduling.mailqueue
-import scheduling.models  # noqa: F401
 from rooms.db import Base
 from web.migrate import include_object
 

@@ -22,6 +22,7 @@ MIN_PASSWORD_LENGTH = 10
 # Scopes an integration key can hold.
 SCOPES = (
     "directory:read",
+    "itip:reply",  # the mail gateway posts attendees' calendar replies
     "meetings:read",
     "meetings:write",
     "metrics:read",

@@ -6,18 +6,26 @@ Services open a transaction with :meth:`Database.write` (one per use case) or re
 serialised inside the process and starts with ``BEGIN IMMEDIATE``: the database takes one
 writer at a time anyway, and waiting on an in-process lock keeps the latency tail bounded,
 where SQLite's busy handler sleeps for seconds (see shared/RECIPES.md).
+
+Connections are not pinged at checkout: on asyncpg a ping is three round trips (BEGIN, a
+query, ROLLBACK), more than a whole booking's statements. A connection the server closed
+(restart, ``pg_terminate_backend``, idle timeout) is known closed to the driver and is
+replaced at checkout for free; one that dies unnoticed fails its first statement, and
+:meth:`Database.transact` then runs the transaction once more on a fresh connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +34,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import DateTime, TypeDecorator
+
+log = logging.getLogger(__name__)
+# connections kept open: above the requests in flight at once, or each one past it pays for
+# a new connection (a PostgreSQL backend: several ms) when the pool is full again
+POOL_SIZE = 20
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -93,8 +107,12 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = async_url(url)
-        self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, echo=echo, pool_size=POOL_SIZE, max_overflow=10
+        )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if not self.is_sqlite:
+            event.listen(self.engine.sync_engine.pool, "checkout", _replace_if_closed)
         self._write_lock = asyncio.Lock()
         write_engine = self.engine
         if self.is_sqlite:
@@ -106,6 +124,13 @@ class Database:
         self._write_engine = write_engine
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(write_engine, expire_on_commit=False)
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine: SQLite's writer has its own."""
+        if self._write_engine is self.engine:
+            return (self.engine,)
+        return (self.engine, self._write_engine)
 
     @property
     def dialect(self) -> str:
@@ -127,6 +152,25 @@ class Database:
         async with self._write_lock, self._write_sessions() as session, session.begin():
             yield session
 
+    async def transact(self, run: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``run`` in one :meth:`write` transaction; again once if the connection was dead.
+
+        Only when the connection failed before the commit was asked for: then nothing of
+        the first attempt can have committed (a commit cut off midway might have).
+        """
+        for attempt in (1, 2):
+            committing = False
+            try:
+                async with self.write() as session:
+                    result = await run(session)
+                    committing = True
+                return result
+            except DBAPIError as exc:
+                if committing or attempt == 2 or not exc.connection_invalidated:
+                    raise
+                log.warning("database connection lost, running the transaction again: %s", exc)
+        raise AssertionError("unreachable")
+
     async def ping(self) -> None:
         """Raise if the database does not answer."""
         async with self.engine.connect() as conn:
@@ -136,6 +180,12 @@ class Database:
         await self.engine.dispose()
         if self._write_engine is not self.engine:
             await self._write_engine.dispose()
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    # asyncpg saw the server close the connection: the pool drops it and connects anew
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def _sqlite_setup(engine: AsyncEngine, begin: str) -> None:

@@ -146,3 +146,22 @@ class ApiKey(Base):
 def columns_of(obj: Base) -> dict[str, Any]:
     """The column values of a row, by attribute name (for building response schemas)."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}
+
+
+class TerminalPresence(Base):
+    """What the server last knew of a terminal's agent (for administrators and uptime).
+
+    Written by the terminal control channel: ``online`` and ``online_since`` when the agent
+    connects, ``last_seen_at`` as it reports (throttled), offline when it goes away.
+    """
+
+    __tablename__ = "terminal_presence"
+
+    terminal_id: Mapped[int] = mapped_column(
+        ForeignKey("terminals.id", ondelete="CASCADE"), primary_key=True
+    )
+    online: Mapped[bool] = mapped_column(default=False)
+    online_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    agent_version: Mapped[str | None] = mapped_column(String(100))
+    conference: Mapped[str | None] = mapped_column(String(100))

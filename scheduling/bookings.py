@@ -3,22 +3,28 @@
 For the meetings service (and the benchmark), always inside its write transaction.
 Intervals are half-open, ``[starts_at, ends_at)``: back-to-back meetings do not clash.
 
-How the rule holds under concurrent requests:
+:func:`reserve` is the write path: it books the wanted rooms, or books nothing and returns
+what is in the way. How the rule holds under concurrent requests:
 
-- PostgreSQL: :func:`lock_rooms` first takes a transaction-scoped advisory lock per room (in
-  room order), so writers of one room queue up and each checks after the previous one
-  committed: the loser gets a clean list of clashes. Without it, two transactions inserting
-  overlapping rows wait on each other inside the exclusion constraint and PostgreSQL breaks
-  the deadlock only after ``deadlock_timeout`` (1 s): 50 racing requests took 40 s. The
-  exclusion constraint ``ex_bookings_room_time`` (migration 0002) stays the guarantee: an
-  overlapping INSERT fails with SQLSTATE 23P01, raised here as :class:`BookingRace` (the
-  caller rolls back and lists the clashes afresh).
+- PostgreSQL: one statement takes a transaction-scoped advisory lock per room (in room
+  order, as :func:`lock_rooms` does), checks, and inserts unless something clashes
+  (``INSERT … SELECT … WHERE NOT EXISTS``), returning the clashes: one round trip besides
+  BEGIN and COMMIT. Its text never changes (arrays, not a placeholder per row), so asyncpg
+  prepares it once per connection. The locks make writers of one room queue up: without
+  them, two transactions inserting overlapping rows can wait on each other inside the
+  exclusion constraint, and PostgreSQL breaks that deadlock only after ``deadlock_timeout``
+  (1 s): 50 racing requests took 40 s. The exclusion constraint ``ex_bookings_room_time``
+  (migration 0002) is the guarantee: a writer that waited for a lock checked with the
+  snapshot its statement began with, so it may miss the booking just committed by the
+  writer before it; its INSERT then fails with SQLSTATE 23P01, raised here as
+  :class:`BookingRace` (the caller rolls back and lists the clashes afresh). Only losers of
+  a race for the same room take that path.
 - SQLite: the database has one writer at a time and :meth:`rooms.db.Database.write` begins
-  every write ``IMMEDIATE``, so the check below and the insert are one atomic step.
+  every write ``IMMEDIATE``, so the check (:func:`clashes`) and the insert (:func:`book`)
+  are one atomic step; both run in-process, a second statement costs no network trip.
 
-Both backends run the check before inserting, which names the clashing meetings in the
-common case. The hot path is SQLAlchemy Core (one SELECT, one multi-row INSERT): RECIPES.md
-measured ORM unit-of-work flushes at several times the CPU per row.
+Everything here is SQLAlchemy Core on the session's connection: RECIPES.md measured ORM
+unit-of-work flushes at several times the CPU per row.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import NoReturn, cast
 
-from sqlalchemy import Table, delete, insert, select, text
+from sqlalchemy import Integer, String, Table, delete, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rooms.db import UTCDateTime
 from rooms.models import Room
 from scheduling.models import MAX_OCCURRENCE_LENGTH, Booking, Meeting
 
@@ -44,6 +51,49 @@ MAX_LISTED = 50
 _bookings = cast(Table, Booking.__table__)
 _meetings = cast(Table, Meeting.__table__)
 _rooms = cast(Table, Room.__table__)
+
+_LOCK_ROOMS = text(
+    "SELECT pg_advisory_xact_lock(:space, r) FROM unnest(CAST(:ids AS integer[])) AS r"
+)
+
+# PostgreSQL: lock, check and insert in one statement. The wanted rows come in room order and
+# each takes its room's lock (again for the same room: a no-op) before anything reads them.
+_RESERVE = text(
+    """
+    WITH wanted AS (
+        SELECT w.* FROM unnest(CAST(:room_ids AS integer[]),
+                               CAST(:recurrence_ids AS timestamptz[]),
+                               CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
+            AS w (room_id, recurrence_id, starts_at, ends_at)
+        CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock(:space, w.room_id)) AS locked
+    ), clash AS (
+        SELECT DISTINCT b.meeting_id, b.room_id, b.starts_at, b.ends_at
+        FROM wanted AS w
+        JOIN bookings AS b ON b.room_id = w.room_id
+            AND b.starts_at < w.ends_at AND b.ends_at > w.starts_at
+            AND b.starts_at > w.starts_at - CAST(:longest AS interval)
+    ), booked AS (
+        INSERT INTO bookings (room_id, meeting_id, recurrence_id, starts_at, ends_at)
+        SELECT room_id, :meeting_id, recurrence_id, starts_at, ends_at FROM wanted
+        WHERE NOT EXISTS (SELECT FROM clash)
+    )
+    SELECT c.meeting_id, m.title, c.room_id, r.name, c.starts_at, c.ends_at
+    FROM clash AS c
+    JOIN meetings AS m ON m.id = c.meeting_id
+    JOIN rooms AS r ON r.id = c.room_id
+    ORDER BY c.starts_at, c.room_id
+    LIMIT :listed
+    """
+).columns(
+    meeting_id=Integer,
+    title=String,
+    room_id=Integer,
+    name=String,
+    starts_at=UTCDateTime(),
+    ends_at=UTCDateTime(),
+)
+
+_INSERT = insert(_bookings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +127,38 @@ class BookingRace(Exception):  # a signal to the service, not a domain error
         self.wanted = wanted
 
 
+async def reserve(session: AsyncSession, meeting_id: int, wanted: Sequence[Wanted]) -> list[Clash]:
+    """Book ``wanted`` for the meeting, or nothing if a booking is in the way: its clashes.
+
+    The meeting's own earlier bookings count as clashes: :func:`release` them first.
+    Raises :class:`BookingRace` if PostgreSQL's constraint refuses what the check let by.
+    """
+    if not wanted:
+        return []
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql":
+        found = await clashes(session, wanted)
+        if not found:
+            await book(session, meeting_id, wanted)
+        return found
+    wanted = sorted(wanted, key=lambda w: (w.room_id, w.starts_at))
+    params = {
+        "space": _LOCK_SPACE,
+        "room_ids": [w.room_id for w in wanted],
+        "recurrence_ids": [w.recurrence_id for w in wanted],
+        "starts": [w.starts_at for w in wanted],
+        "ends": [w.ends_at for w in wanted],
+        "longest": MAX_OCCURRENCE_LENGTH,
+        "meeting_id": meeting_id,
+        "listed": MAX_LISTED,
+    }
+    try:
+        rows = (await conn.execute(_RESERVE, params)).all()
+    except DBAPIError as exc:
+        _raise_race(exc, meeting_id, wanted)
+    return [Clash(*row) for row in rows]
+
+
 async def clashes(
     session: AsyncSession,
     wanted: Sequence[Wanted],
@@ -101,7 +183,7 @@ async def clashes(
     )
     if exclude_meeting_id is not None:
         stmt = stmt.where(b.meeting_id != exclude_meeting_id)
-    rows = (await session.execute(stmt)).all()
+    rows = (await (await session.connection()).execute(stmt)).all()
     if not rows:
         return []
     if len(wanted) == 1:  # the query was exact
@@ -123,7 +205,7 @@ async def clashes(
 
 
 async def book(session: AsyncSession, meeting_id: int, wanted: Sequence[Wanted]) -> None:
-    """Insert the bookings (call :func:`clashes` first); raises :class:`BookingRace`."""
+    """Insert the bookings unchecked (:func:`reserve` checks); raises :class:`BookingRace`."""
     if not wanted:
         return
     rows = [
@@ -137,15 +219,16 @@ async def book(session: AsyncSession, meeting_id: int, wanted: Sequence[Wanted])
         for w in wanted
     ]
     try:
-        await session.execute(insert(_bookings), rows)
-    except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) == EXCLUSION_VIOLATION:
-            raise BookingRace(meeting_id, wanted) from exc
-        raise
+        await (await session.connection()).execute(_INSERT, rows)
     except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == DEADLOCK:
-            raise BookingRace(meeting_id, wanted) from exc
-        raise
+        _raise_race(exc, meeting_id, wanted)
+
+
+def _raise_race(exc: DBAPIError, meeting_id: int, wanted: Sequence[Wanted]) -> NoReturn:
+    state = getattr(exc.orig, "sqlstate", None)
+    if (isinstance(exc, IntegrityError) and state == EXCLUSION_VIOLATION) or state == DEADLOCK:
+        raise BookingRace(meeting_id, wanted) from exc
+    raise exc
 
 
 async def lock_rooms(session: AsyncSession, room_ids: Iterable[int]) -> None:
@@ -154,12 +237,9 @@ async def lock_rooms(session: AsyncSession, room_ids: Iterable[int]) -> None:
     On SQLite the write transaction already holds the only write lock.
     """
     ids = sorted(set(room_ids))
-    if not ids or session.get_bind().dialect.name != "postgresql":
-        return
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(:space, r) FROM unnest(CAST(:ids AS integer[])) AS r"),
-        {"space": _LOCK_SPACE, "ids": ids},
-    )
+    conn = await session.connection()
+    if ids and conn.dialect.name == "postgresql":
+        await conn.execute(_LOCK_ROOMS, {"space": _LOCK_SPACE, "ids": ids})
 
 
 async def release(

@@ -93,7 +93,11 @@ class MeetingCalendar:
 
 
 async def load(
-    session: AsyncSession, meeting_id: int, addresses: Addresses, *, extra_people: Sequence[int] = ()
+    session: AsyncSession,
+    meeting_id: int,
+    addresses: Addresses,
+    *,
+    extra_people: Sequence[int] = (),
 ) -> MeetingCalendar:
     """The calendar view of one meeting; ``extra_people`` are loaded too (removed ones)."""
     meeting = await repository.get(session, meeting_id, repository.EVERYTHING)

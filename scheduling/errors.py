@@ -102,7 +102,6 @@ class RoomConflict(MeetingError):
     code = "room_conflict"
 
 
-
 # --- answers of attendees (scheduling.rsvp) ------------------------------------------------
 
 
@@ -131,3 +130,45 @@ class ReplyClosed(ReplyRefused):
     """The meeting is cancelled: answers are no longer taken (``meeting_cancelled``)."""
 
     code = "meeting_cancelled"
+
+
+# --- the OA integration: webhooks, meeting materials (scheduling.webhooks, .materials) ----
+
+
+class IntegrationError(SchedulingError):
+    """Base of the OA integration's errors, with per-field messages like MeetingError."""
+
+    code = "integration_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.fields = fields or {}
+        self.extra: dict[str, object] = {}
+
+
+class TargetNotAllowed(IntegrationError):
+    """A webhook URL (or a material's link) points where the administrator has not allowed:
+    ``webhook_target_not_allowed``, ``link_host_not_allowed``, ``bad_url``."""
+
+    code = "webhook_target_not_allowed"
+
+
+class IntegrationNotFound(IntegrationError):
+    """No such webhook subscription, delivery or material."""
+
+    code = "not_found"
+
+
+class MaterialRefused(IntegrationError):
+    """An uploaded document is refused: ``material_type_refused`` (the content is not a
+    PDF or an Office/OpenDocument file, or disagrees with its name), ``material_empty``."""
+
+    code = "material_type_refused"
+
+
+class MaterialTooLarge(IntegrationError):
+    """An uploaded document is larger than ``material_max_bytes``."""
+
+    code = "material_too_large"

@@ -18,6 +18,7 @@ links are made by the caller and passed in as URLs.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -290,8 +291,14 @@ def render_invitation(
     return InvitationText(subject=subject, text="\n".join(text_lines), html=html_body)
 
 
+_METHOD = re.compile(rb"^METHOD:([A-Za-z-]+)\r?$", re.MULTILINE)
+
+
 def calendar_method(calendar: bytes) -> str:
     """The METHOD of an iTIP object (upper case), or raise `InvalidEvent`."""
+    header = calendar.split(b"BEGIN:VEVENT", 1)[0]
+    if calendar.startswith(b"BEGIN:VCALENDAR") and (match := _METHOD.search(header)):
+        return match.group(1).decode().upper()
     try:
         parsed = Calendar.from_ical(calendar)
     except ValueError as exc:

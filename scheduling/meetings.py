@@ -42,7 +42,21 @@ from scheduling.recurrence import Instance
 from scheduling.repository import EVERYTHING, BusyPerson, MeetingQuery, Viewer
 
 T = TypeVar("T")
+_meetings = cast(Table, Meeting.__table__)
+_attendees = cast(Table, Attendee.__table__)
+_rooms = cast(Table, MeetingRoom.__table__)
+_exceptions = cast(Table, MeetingException.__table__)
 _occurrences = cast(Table, Occurrence.__table__)
+_INSERT_MEETING = insert(_meetings).returning(_meetings.c.id)
+_COPIED = ("title", "agenda", "unit_id", "organiser_id", "chair_id", "tzid", "rrule", "mode",
+           "doc_ref", "reminder_minutes")  # fmt: skip
+
+
+def _copied(draft: MeetingDraft) -> dict[str, Any]:
+    """The meeting columns a (checked) draft decides."""
+    values = {name: getattr(draft, name) for name in _COPIED}
+    values["starts_at"], values["ends_at"] = draft.start, draft.end
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +127,7 @@ class MeetingService:
             checked = planning.checked_times(draft)
             if current is None or checked.timing() != MeetingDraft.of(current).timing():
                 planning.check_not_past(checked.start, self.clock())
-            found = await planning.plan(session, checked, current, lock=False)
+            found = await planning.plan(session, checked, current, dry_run=True)
             return Check(found.clashes, found.warnings)
 
     async def check_update(self, meeting_id: int, changes: Mapping[str, Any]) -> Check:
@@ -126,7 +140,6 @@ class MeetingService:
             checked = planning.checked_times(draft)
             planning.check_not_past(checked.start, self.clock())
             found = await planning.plan(session, checked, None)
-            found.raise_on_clash()
             meeting = await self._insert(session, found, actor)
             await self._emit(session, "created", meeting, actor, added=tuple(found.attendees))
             return Saved(meeting, found.warnings)
@@ -188,7 +201,6 @@ class MeetingService:
                 session, meeting, recurrence_id, ExceptionKind.MOVED, checked.start, checked.end
             )
             found = await planning.plan(session, MeetingDraft.of(meeting), meeting)
-            found.raise_on_clash()
             meeting.sequence += 1
             await self._materialise(session, meeting.id, found, fresh=False)
             await self._emit(session, "occurrence_updated", meeting, actor, rid=recurrence_id)
@@ -248,8 +260,7 @@ class MeetingService:
             planning.check_not_past(checked.start, self.clock())
             tail = Meeting(exceptions=carried, split_from_id=meeting.id)
             found = await planning.plan(session, checked, tail)
-            found.raise_on_clash()
-            await self._insert(session, found, actor, tail)
+            tail = await self._insert(session, found, actor, tail)
             await self._emit(session, "created", tail, actor, added=tuple(found.attendees))
             return Saved(tail, found.warnings)
 
@@ -258,8 +269,7 @@ class MeetingService:
     # --- internals ----------------------------------------------------------------------
     async def _write(self, run: Callable[[AsyncSession], Awaitable[T]]) -> T:
         try:
-            async with self.db.write() as session:
-                return await run(session)
+            return await self.db.transact(run)
         except BookingRace as race:
             # PostgreSQL refused a booking that raced ours; name who holds the rooms now.
             async with self.db.read() as session:
@@ -277,7 +287,6 @@ class MeetingService:
         if retimed:
             planning.check_not_past(checked.start, self.clock())
         found = await planning.plan(session, checked, meeting)
-        found.raise_on_clash()
         removed_rooms = tuple(sorted(set(before.room_ids) - set(checked.room_ids)))
         significant = retimed or set(before.room_ids) != set(checked.room_ids)
         added, removed = await self._apply(session, meeting, found, reset_answers=retimed)
@@ -327,32 +336,58 @@ class MeetingService:
         return meeting, occurrence
 
     async def _insert(
-        self, session: AsyncSession, found: Plan, actor: str, meeting: Meeting | None = None
+        self, session: AsyncSession, found: Plan, actor: str, split: Meeting | None = None
     ) -> Meeting:
+        """Write a new meeting, its rows and bookings (Core: no unit of work on this path).
+
+        ``split``: the unsaved tail of a series split, with the exceptions it carries.
+        Returns the meeting as written, a copy attached to no session.
+        """
         now = self.clock()
-        meeting = meeting or Meeting(exceptions=[])
-        meeting.uid = f"{uuid4()}@suimeet"
-        meeting.sequence = 0
-        meeting.status = MeetingStatus.SCHEDULED
-        meeting.created_by = actor
-        meeting.created_at = now
-        meeting.attendees = []
-        meeting.rooms = []
-        session.add(meeting)
-        await self._apply(session, meeting, found, reset_answers=False)
-        await session.flush()
-        await self._materialise(session, meeting.id, found, fresh=True)
-        return meeting
+        exceptions = list(split.exceptions) if split is not None else []
+        values: dict[str, Any] = {
+            **_copied(found.draft),
+            "uid": f"{uuid4()}@suimeet",
+            "sequence": 0,
+            "status": MeetingStatus.SCHEDULED,
+            "split_from_id": split.split_from_id if split is not None else None,
+            "created_by": actor,
+            "created_at": now,
+            "updated_at": now,
+        }
+        conn = await session.connection()
+        meeting_id: int = (await conn.execute(_INSERT_MEETING, values)).scalar_one()
+        attendees = [
+            Attendee(meeting_id=meeting_id, person_id=i.person_id, role=i.role,
+                     via_unit_id=i.via_unit_id, partstat=PartStat.NEEDS_ACTION)
+            for i in found.attendees.values()
+        ]  # fmt: skip
+        room_ids = sorted(set(found.draft.room_ids))
+        rooms = [MeetingRoom(meeting_id=meeting_id, room_id=r) for r in room_ids]
+        valid = {i.recurrence_id for i in found.instances}
+        exceptions = [e for e in exceptions if e.recurrence_id in valid]
+        for table, rows, columns in (
+            (_attendees, attendees, ("meeting_id", "person_id", "role", "via_unit_id", "partstat")),
+            (_rooms, rooms, ("meeting_id", "room_id")),
+            (_exceptions, exceptions, ("recurrence_id", "kind", "starts_at", "ends_at")),
+        ):
+            if rows:
+                params = [{c: getattr(row, c) for c in columns} for row in rows]
+                for p in params:
+                    p["meeting_id"] = meeting_id
+                await conn.execute(insert(table), params)
+        await self._materialise(session, meeting_id, found, fresh=True)
+        return Meeting(
+            id=meeting_id, **values, attendees=attendees, rooms=rooms, exceptions=exceptions
+        )
 
     async def _apply(
         self, session: AsyncSession, meeting: Meeting, found: Plan, *, reset_answers: bool
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Copy the plan onto the row; returns the people (added, removed)."""
         draft = found.draft
-        for name in ("title", "agenda", "unit_id", "organiser_id", "chair_id", "tzid", "rrule",
-                     "mode", "doc_ref", "reminder_minutes"):  # fmt: skip
-            setattr(meeting, name, getattr(draft, name))
-        meeting.starts_at, meeting.ends_at = draft.start, draft.end
+        for name, value in _copied(draft).items():
+            setattr(meeting, name, value)
         meeting.updated_at = self.clock()
         current = {a.person_id: a for a in meeting.attendees}
         for person_id, attendee in current.items():
@@ -385,27 +420,28 @@ class MeetingService:
     async def _materialise(
         self, session: AsyncSession, meeting_id: int, found: Plan, *, fresh: bool
     ) -> None:
-        """Rewrite the meeting's occurrences and bookings from the plan."""
+        """Rewrite the meeting's occurrences and bookings from the plan; a clash refuses."""
         await self._write_occurrences(session, meeting_id, found.instances, fresh=fresh)
         if not fresh:
             await bookings.release(session, meeting_id)
-        await bookings.book(session, meeting_id, found.wanted)
+        clashes = await bookings.reserve(session, meeting_id, found.wanted)
+        if clashes:
+            raise planning.room_conflict(clashes)
 
     @staticmethod
     async def _write_occurrences(
         session: AsyncSession, meeting_id: int, instances: list[Instance], *, fresh: bool
     ) -> None:
-        await session.flush()
+        conn = await session.connection()
         if not fresh:
-            await session.execute(
-                delete(_occurrences).where(_occurrences.c.meeting_id == meeting_id)
-            )
+            await session.flush()
+            await conn.execute(delete(_occurrences).where(_occurrences.c.meeting_id == meeting_id))
         rows = [
             {"meeting_id": meeting_id, "recurrence_id": i.recurrence_id,
              "starts_at": i.starts_at, "ends_at": i.ends_at, "cancelled": i.cancelled}
             for i in instances
         ]  # fmt: skip
-        await session.execute(insert(_occurrences), rows)
+        await conn.execute(insert(_occurrences), rows)
 
     async def _set_exception(
         self,

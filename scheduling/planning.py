@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.models import Person, Room, Unit
@@ -103,12 +103,8 @@ class Plan:
     attendees: dict[int, Invitee]
     instances: list[Instance]
     wanted: list[Wanted]
-    clashes: list[Clash]
+    clashes: list[Clash]  # listed by a dry run only: a write learns them from reserve()
     warnings: list[BusyPerson]
-
-    def raise_on_clash(self) -> None:
-        if self.clashes:
-            raise room_conflict(self.clashes)
 
 
 def room_conflict(clashes: Iterable[Clash]) -> RoomConflict:
@@ -163,20 +159,26 @@ def check_not_past(start: datetime, now: datetime, field: str = "start") -> None
         raise InvalidMeeting("the meeting would start in the past", fields={field: "in the past"})
 
 
+# One round trip for the three tables, on every booking; built once (building and keying it
+# took longer than running it).
+_KNOWN: CompoundSelect[str, int] = union_all(
+    *(
+        select(literal_column(f"'{kind}'").label("kind"), model.id).where(
+            model.id.in_(bindparam(kind, expanding=True))
+        )
+        for kind, model in (("p", Person), ("u", Unit), ("r", Room))
+    )
+)
+
+
 async def check_references(session: AsyncSession, draft: MeetingDraft) -> None:
     """Every unit, person and room the draft names exists; else InvalidMeeting per field."""
     people = {draft.organiser_id, *(i.person_id for i in draft.invitees)}
     if draft.chair_id is not None:
         people.add(draft.chair_id)
     units = {draft.unit_id, *draft.unit_ids}
-    # one round trip for the three tables: this runs on every booking
-    parts = [
-        select(literal(kind).label("kind"), model.id).where(model.id.in_(sorted(ids)))
-        for kind, model, ids in (("p", Person, people), ("u", Unit, units), ("r", Room,
-                                 set(draft.room_ids)))
-        if ids
-    ]  # fmt: skip
-    rows = (await session.execute(union_all(*parts))).all()
+    params = {"p": sorted(people), "u": sorted(units), "r": sorted(set(draft.room_ids))}
+    rows = (await (await session.connection()).execute(_KNOWN, params)).all()
     known_people = {i for k, i in rows if k == "p"}
     known_units = {i for k, i in rows if k == "u"}
     known_rooms = {i for k, i in rows if k == "r"}
@@ -230,13 +232,14 @@ def _check_own_overlap(instances: list[Instance]) -> None:
 
 
 async def plan(
-    session: AsyncSession, draft: MeetingDraft, current: Meeting | None, *, lock: bool = True
+    session: AsyncSession, draft: MeetingDraft, current: Meeting | None, *, dry_run: bool = False
 ) -> Plan:
-    """Check ``draft`` (times already checked) and find its clashes and busy attendees.
+    """Check ``draft`` (times already checked) and find its busy attendees.
 
     ``current``: the stored meeting being changed (its exceptions still apply where they
-    match an occurrence; its own bookings are not clashes). ``lock``: hold the rooms until
-    the transaction ends (to book them); a dry run does not.
+    match an occurrence; its own bookings are not clashes). A ``dry_run`` lists the room
+    clashes too; a write leaves them to :func:`bookings.reserve`, which checks and books in
+    one step once the meeting is written (a clash then rolls the whole change back).
     """
     await check_references(session, draft)
     attendees = await attendees_of(session, draft)
@@ -253,9 +256,9 @@ async def plan(
         for i in live
     ]
     exclude = current.id if current is not None else None
-    if lock:
-        await bookings.lock_rooms(session, draft.room_ids)
-    clashes = await bookings.clashes(session, wanted, exclude_meeting_id=exclude)
+    clashes = []
+    if dry_run:
+        clashes = await bookings.clashes(session, wanted, exclude_meeting_id=exclude)
     warnings = await repository.busy_people(
         session,
         sorted(attendees),

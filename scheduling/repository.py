@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -73,6 +73,25 @@ class BusyPerson:
     title: str
     starts_at: datetime
     ends_at: datetime
+
+
+# Built once: building and keying a statement of this size costs more CPU than running it.
+_BUSY = (
+    select(Attendee.person_id, Meeting.id, Meeting.title, Occurrence.starts_at, Occurrence.ends_at)
+    .join(Meeting, Meeting.id == Attendee.meeting_id)
+    .join(Occurrence, Occurrence.meeting_id == Meeting.id)
+    .where(
+        Attendee.person_id.in_(bindparam("person_ids", expanding=True)),
+        Attendee.partstat != PartStat.DECLINED,
+        Meeting.status != MeetingStatus.CANCELLED,
+        Occurrence.cancelled.is_(False),
+        Occurrence.starts_at < bindparam("high"),
+        Occurrence.ends_at > bindparam("low"),
+        Occurrence.starts_at > bindparam("earliest"),
+    )
+    .order_by(Occurrence.starts_at, Attendee.person_id)
+)
+_BUSY_ELSEWHERE = _BUSY.where(Meeting.id != bindparam("exclude_meeting_id"))
 
 
 def with_details(stmt: Select[Meeting]) -> Select[Meeting]:
@@ -185,28 +204,18 @@ async def busy_people(
     if not person_ids or not intervals:
         return []
     low = min(s for s, _ in intervals)
-    high = max(e for _, e in intervals)
-    stmt = (
-        select(
-            Attendee.person_id, Meeting.id, Meeting.title, Occurrence.starts_at, Occurrence.ends_at
-        )
-        .join(Meeting, Meeting.id == Attendee.meeting_id)
-        .join(Occurrence, Occurrence.meeting_id == Meeting.id)
-        .where(
-            Attendee.person_id.in_(sorted(set(person_ids))),
-            Attendee.partstat != PartStat.DECLINED,
-            Meeting.status != MeetingStatus.CANCELLED,
-            Occurrence.cancelled.is_(False),
-            Occurrence.starts_at < high,
-            Occurrence.ends_at > low,
-            Occurrence.starts_at > low - MAX_OCCURRENCE_LENGTH,
-        )
-        .order_by(Occurrence.starts_at, Attendee.person_id)
-    )
+    params = {
+        "person_ids": sorted(set(person_ids)),
+        "low": low,
+        "high": max(e for _, e in intervals),
+        "earliest": low - MAX_OCCURRENCE_LENGTH,
+    }
+    stmt = _BUSY
     if exclude_meeting_id is not None:
-        stmt = stmt.where(Meeting.id != exclude_meeting_id)
+        stmt = _BUSY_ELSEWHERE
+        params["exclude_meeting_id"] = exclude_meeting_id
     found: list[BusyPerson] = []
-    for row in (await session.execute(stmt)).all():
+    for row in (await (await session.connection()).execute(stmt, params)).all():
         busy = BusyPerson(*row)
         if any(s < busy.ends_at and busy.starts_at < e for s, e in intervals):
             found.append(busy)

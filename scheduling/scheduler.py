@@ -13,6 +13,11 @@ APScheduler stores a job as a text reference to a module-level function plus pic
 arguments, so every job runs :func:`run_job` with a *kind*; the kind's handler is looked up
 in ``_HANDLERS``, which the running :class:`JobScheduler` fills on start. That table is the
 one bridge from a stored job back into the running application.
+
+APScheduler 3's job store is synchronous. It runs in APScheduler's own thread
+(``BackgroundScheduler``), never on the event loop: on SQLite a synchronous write on the
+loop thread would wait for a lock held by an ``aiosqlite`` transaction that needs the very
+loop it blocks. Each job hands its coroutine to the application's loop and waits for it.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
@@ -35,18 +41,23 @@ from scheduling.leader import LeaderLock, leader_lock
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[..., Awaitable[None]]
+JobHandler = Callable[..., Coroutine[Any, Any, None]]
 JOB_TABLE = "apscheduler_jobs"
 
 _HANDLERS: dict[str, JobHandler] = {}
 
 
-async def run_job(kind: str, *args: Any) -> None:
-    """The function every stored job calls: dispatch to the handler of ``kind``."""
+_LOOPS: dict[str, asyncio.AbstractEventLoop] = {}
+
+
+def run_job(kind: str, *args: Any) -> None:
+    """The function every stored job calls (in a worker thread): run ``kind``'s handler on
+    the application's event loop and wait for it, so a failure is APScheduler's to log."""
     handler = _HANDLERS.get(kind)
-    if handler is None:
-        raise LookupError(f"no handler for scheduled job kind {kind!r}")
-    await handler(*args)
+    loop = _LOOPS.get("app")
+    if handler is None or loop is None or loop.is_closed():
+        raise LookupError(f"no running handler for scheduled job kind {kind!r}")
+    asyncio.run_coroutine_threadsafe(handler(*args), loop).result()
 
 
 def sync_url(async_url: str) -> str:
@@ -74,8 +85,9 @@ class JobScheduler:
         self.lock = lock or leader_lock(db)
         self.poll_seconds = poll_seconds
         self._engine: Engine = create_engine(sync_url(db.url), pool_pre_ping=True)
-        self._scheduler = AsyncIOScheduler(
+        self._scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)},
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
@@ -88,7 +100,9 @@ class JobScheduler:
         if self._task is not None:
             return
         _HANDLERS.update(self.handlers)
-        await asyncio.to_thread(lambda: None)  # make sure a default executor exists
+        _LOOPS["app"] = asyncio.get_running_loop()
+        # Started on the loop thread: a start cut short by cancellation in a worker thread
+        # could leave a scheduler "running" whose thread never started.
         self._scheduler.start(paused=True)
         self._task = asyncio.create_task(self._lead(), name="scheduler-leader")
 
@@ -99,7 +113,7 @@ class JobScheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            await asyncio.to_thread(self._scheduler.shutdown, wait=False)
         if self.is_leader:
             self.is_leader = False
             try:

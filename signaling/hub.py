@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -32,25 +32,9 @@ from signaling.errors import (
     SignalingError,
     UnsupportedVersion,
 )
+from signaling.session import JoinGrant, Session
 
 log = logging.getLogger(__name__)
-
-ClientKind = Literal["browser", "terminal", "whip", "whep", "guest", "bot"]
-MAX_QUEUED = 2000  # messages waiting for a slow socket before it is dropped
-
-
-@dataclass(frozen=True)
-class JoinGrant:
-    """What a valid token lets its holder do: join ``conference`` as ``identity``."""
-
-    conference: str
-    identity: str  # stable across reconnections: "person:12", "terminal:3", ...
-    name: str
-    kind: ClientKind = "browser"
-    role: Literal["chair", "participant"] = "participant"
-    title: str = ""
-    ends_at: datetime | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)  # for the callbacks' own use
 
 
 @dataclass(frozen=True)
@@ -80,63 +64,6 @@ def uplink_sections(sdp: str) -> list[tuple[str, str]]:
         if kind in ("audio", "video") and mid is not None and "a=recvonly" in lines:
             found.append((mid, kind))
     return found
-
-
-class Session:
-    """One participant's WebSocket: an ordered outgoing queue drained by a writer task."""
-
-    def __init__(self, participant: str, grant: JoinGrant, ws: web.WebSocketResponse) -> None:
-        self.id = participant
-        self.grant = grant
-        self.ws = ws
-        self.joined_at = datetime.now(UTC)
-        self.muted = {"audio": False, "video": False}
-        self.published: set[str] = set()
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{participant}")
-        self.close_code: int | None = None
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.grant.name,
-            "kind": self.grant.kind,
-            "role": self.grant.role,
-            "audio_muted": self.muted["audio"],
-            "video_muted": self.muted["video"],
-            "published": sorted(self.published),
-        }
-
-    def send(self, text: str) -> None:
-        if self._queue.qsize() >= MAX_QUEUED:
-            log.warning("participant %s is not reading; dropping its socket", self.id)
-            self.close_code = CLOSE_SERVER
-            self._queue.put_nowait(None)
-            return
-        self._queue.put_nowait(text)
-
-    async def _write(self) -> None:
-        while True:
-            text = await self._queue.get()
-            if text is None:
-                await self.ws.close(code=self.close_code or CLOSE_NORMAL)
-                return
-            try:
-                await self.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                return
-
-    async def close(self, code: int, reason: dict[str, Any] | None = None) -> None:
-        """Send ``reason`` (if any) after what is queued, then close the socket."""
-        if reason is not None:
-            self.send(protocol.dumps(reason))
-        self.close_code = code
-        self._queue.put_nowait(None)
-
-    async def stop(self) -> None:
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
 
 
 class ConferenceHub:
@@ -194,7 +121,12 @@ class ConferenceHub:
                 await ws.close(code=exc.close_code, message=exc.code.encode()[:120])
         finally:
             if session is not None:
-                await self._remove(session, reason)
+                # aiohttp cancels the handler when the peer goes away: the clean-up
+                # (engine leave, presence "left", the writer task) must finish anyway.
+                removal = asyncio.ensure_future(self._remove(session, reason))
+                self._tasks.add(removal)
+                removal.add_done_callback(self._tasks.discard)
+                await asyncio.shield(removal)
         return ws
 
     async def _receive_hello(self, ws: web.WebSocketResponse) -> protocol.Hello:
@@ -217,10 +149,22 @@ class ConferenceHub:
     async def _admit(
         self, ws: web.WebSocketResponse, grant: JoinGrant, hello: protocol.Hello
     ) -> Session:
+        session = await self._enter(grant, ws, hello.client)
+        try:
+            offer = await self.engine.join(grant.conference, session.id)
+        except MediaError as exc:
+            raise SignalingError(str(exc), code=exc.code) from exc
+        session.send(protocol.dumps(self._offer_message(offer)))
+        return session
+
+    async def _enter(
+        self, grant: JoinGrant, ws: web.WebSocketResponse | None, client: str
+    ) -> Session:
+        """Register a participant (replacing its identity's previous one) and announce it."""
         key = (grant.conference, grant.identity)
         previous = self._identities.get(key)
         if previous is not None and previous in self._sessions:
-            # The same person again (a reload, a network blip): the new socket wins.
+            # The same person again (a reload, a network blip): the new one wins.
             old = self._sessions[previous]
             await old.close(CLOSE_REPLACED, {"type": "bye", "reason": "replaced"})
             await self._remove(old, "replaced")
@@ -258,19 +202,54 @@ class ConferenceHub:
             grant.identity,
             grant.kind,
             grant.conference,
-            hello.client,
+            client,
         )
         self._presence(
             PresenceEvent("joined", grant.conference, participant, grant, session.joined_at)
         )
-        try:
-            offer = await self.engine.join(grant.conference, participant)
-        except MediaError as exc:
-            raise SignalingError(str(exc), code=exc.code) from exc
-        session.send(protocol.dumps(self._offer_message(offer)))
         return session
 
+    # -- offer-first participants (WHIP publishers, WHEP viewers) over HTTP ---------------
+
+    async def join_offer(
+        self,
+        grant: JoinGrant,
+        offer_sdp: str,
+        mode: Literal["publish", "view"],
+        *,
+        follow: str | None = None,
+        client: str = "http",
+    ) -> tuple[str, str]:
+        """Admit a participant that offered first and has no socket: (its id, answer SDP).
+
+        The others see it join like anyone else. Raises ``media.MediaError`` (the session
+        is gone again) if the offer cannot be answered.
+        """
+        session = await self._enter(grant, None, client)
+        try:
+            answer = await self.engine.join_with_offer(
+                grant.conference, session.id, offer_sdp, mode, follow=follow
+            )
+        except MediaError:
+            await self._remove(session, "failed")
+            raise
+        if mode == "publish":
+            session.published.update(answer["kinds"])
+        return session.id, answer["sdp"]
+
+    async def leave_offer(self, participant: str, reason: str = "left") -> bool:
+        """Remove an offer-first participant; False if it is not here (any more)."""
+        session = self._sessions.get(participant)
+        if session is None or session.has_socket:
+            return False
+        await self._remove(session, reason)
+        return True
+
+    def session_of(self, participant: str) -> Session | None:
+        return self._sessions.get(participant)
+
     async def _serve(self, session: Session) -> str:
+        assert session.ws is not None
         async for msg in session.ws:
             if msg.type == WSMsgType.ERROR:
                 return "closed"
@@ -329,11 +308,10 @@ class ConferenceHub:
         with contextlib.suppress(MediaError):
             stats = await self.engine.stats(session.id)
         await self.engine.leave(session.id)
-        if not session.ws.closed:
+        if session.socket_open:
             await session.close(CLOSE_NORMAL)
         await session.stop()
-        if not session.ws.closed:
-            await session.ws.close(code=session.close_code or CLOSE_NORMAL)
+        await session.close_socket()
         self._broadcast(
             conference, {"type": "participant_left", "participant": session.id, "reason": reason}
         )
@@ -405,7 +383,9 @@ class ConferenceHub:
             # The media connection failed or closed under a live socket: end the session;
             # the client joins again.
             session = self._sessions.get(event["participant"])
-            if session is not None and event["reason"] in ("failed", "closed"):
+            if session is not None and not session.has_socket:
+                self._spawn(self._remove(session, event["reason"]))
+            elif session is not None and event["reason"] in ("failed", "closed"):
                 self._spawn(
                     session.close(
                         CLOSE_SERVER,
@@ -443,7 +423,10 @@ class ConferenceHub:
         """Tell everyone in ``conference`` it is over and disconnect them."""
         sessions = [self._sessions[p] for p in self._conferences.get(conference, ())]
         for session in sessions:
-            await session.close(CLOSE_ENDED, {"type": "bye", "reason": reason})
+            if session.has_socket:
+                await session.close(CLOSE_ENDED, {"type": "bye", "reason": reason})
+            else:
+                await self._remove(session, reason)
         return len(sessions)
 
     async def close(self) -> None:

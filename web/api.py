@@ -81,6 +81,10 @@ class Endpoint:
     errors: tuple[int, ...]
     description: str = ""
     body_example: dict[str, Any] | None = None
+    # further OpenAPI parameter objects (e.g. a header), added by wrappers of the route
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    # an OpenAPI requestBody for a route that parses its own body (multipart uploads)
+    request_body: dict[str, Any] | None = None
 
 
 @dataclass
@@ -239,6 +243,11 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
         [(m, mode) for m in models for mode in modes],
         key=lambda t: (t[0].__name__, t[1]),
     )
+    names: dict[str, type[BaseModel]] = {}
+    for model in models:
+        other = names.setdefault(model.__name__, model)
+        if other is not model:
+            raise ValueError(f"two schemas are named {model.__name__}: {other} and {model}")
     refs, defs = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}
     for ep in api.endpoints:
@@ -272,6 +281,7 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
                         **({"description": prop["description"]} if "description" in prop else {}),
                     }
                 )
+        params.extend(ep.parameters)
         if params:
             op["parameters"] = params
         if ep.body is not None:
@@ -279,6 +289,8 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
             if ep.body_example is not None:
                 content["example"] = ep.body_example
             op["requestBody"] = {"required": True, "content": {"application/json": content}}
+        elif ep.request_body is not None:
+            op["requestBody"] = ep.request_body
         responses: dict[str, Any] = {}
         if ep.status == 204 or ep.response is None:
             responses[str(ep.status if ep.status != 200 else 204)] = {"description": "Done"}

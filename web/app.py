@@ -17,13 +17,14 @@ from rooms.directory import Directory
 from scheduling.availability import Availability
 from scheduling.changes import ChangeListener
 from scheduling.meetings import MeetingService
-from web import conference, keys, pages
+from web import admin_pages, conference, integration, invitations, keys, pages, terminals
 from web.api import Api
 from web.auth import LoginLimiter
 from web.endpoints import accounts as accounts_endpoints
 from web.endpoints import conferences as conferences_endpoints
 from web.endpoints import directory as directory_endpoints
 from web.endpoints import meetings as meetings_endpoints
+from web.endpoints import stats as stats_endpoints
 from web.endpoints import system
 from web.metrics import Metrics, metrics_middleware
 from web.problems import problems_middleware
@@ -42,6 +43,7 @@ def build_api() -> Api:
     directory_endpoints.register(api)
     conferences_endpoints.register(api)
     meetings_endpoints.register(api)
+    stats_endpoints.register(api)
     return api
 
 
@@ -78,6 +80,10 @@ def create_app(settings: Settings) -> web.Application:
     system.install(app)
     pages.install(app)
     conference.install(app)
+    admin_pages.install(app)
+    invitations.install(app)
+    terminals.install(app)
+    integration.install(app)
     app.router.add_static("/static", HERE / "static")
     return app
 

@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from rooms.accounts import SCOPES, Accounts
+from rooms.agent import cli as terminal_cli
 from rooms.db import Database
 from rooms.demo import load_demo
 from rooms.directory import Directory
 from rooms.errors import DirectoryError
 from rooms.models import Role
+from scheduling.demo import load_meetings_demo
 from web.app import create_app
 from web.migrate import migrate
 from web.settings import Settings, load_settings
@@ -59,6 +61,8 @@ async def _demo(settings: Settings, password: str | None) -> int:
             print("Set a password with: suimeet set-password admin@demo.suimeet.example")
             return 0
         print("Loaded demo data:", ", ".join(f"{v} {k}" for k, v in result.counts.items()))
+        year = await load_meetings_demo(db, tz=settings.timezone)
+        print(f"Loaded a past year of {year.meetings} meetings, {year.presences} presences.")
         _print_demo_accounts(result.accounts)
         return 0
 
@@ -211,6 +215,10 @@ def parser() -> argparse.ArgumentParser:
         "--scope", action="append", required=True, choices=SCOPES, help="repeat for several scopes"
     )
     p.set_defaults(func=cmd_create_api_key)
+
+    p = sub.add_parser("terminal", help="run a room terminal's agent (joins its meetings)")
+    terminal_cli.add_arguments(p)
+    p.set_defaults(func=terminal_cli.run)
     return top
 
 

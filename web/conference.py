@@ -2,7 +2,7 @@
 
 ``signaling`` never touches the database; this module gives the hub its ``authenticate``
 callback (join tokens and terminal tokens checked against meetings, invitations and
-bookings by :mod:`scheduling.admission`) and its presence listener.
+bookings by :mod:`scheduling.admission`) and its presence listener (:mod:`web.attendance`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from rooms.db import utcnow
 from scheduling.admission import Admission, AdmissionRefused, Admissions
 from scheduling.links import LinkSigner
 from signaling.errors import JoinRefused, NotNow
-from signaling.hub import ConferenceHub, JoinGrant, PresenceEvent
-from web import keys
+from signaling.hub import ConferenceHub, JoinGrant
+from web import attendance, keys
 from web.auth import STAFF_SELF, authorize
 from web.i18n import texts
 from web.pages import context
@@ -82,16 +82,6 @@ def make_authenticate(app: web.Application) -> Any:
     return authenticate
 
 
-async def on_presence(event: PresenceEvent) -> None:
-    log.info(
-        "%s %s conference %s (%s)",
-        event.grant.identity,
-        event.kind,
-        event.conference,
-        event.reason or "",
-    )
-
-
 async def join_page(request: web.Request) -> web.StreamResponse:
     """The conference page an invitation link opens (the token is the credential)."""
     token = request.match_info["token"]
@@ -136,7 +126,7 @@ def install(app: web.Application) -> None:
     app[HUB] = ConferenceHub(
         media_config(settings),
         make_authenticate(app),
-        on_presence=on_presence,
+        on_presence=attendance.listener(app),
         client_ice_servers=[{"urls": url} for url in settings.ice_servers],
     )
     app.cleanup_ctx.append(_hub)

@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from rooms.directory import Directory
     from scheduling.availability import Availability
     from scheduling.changes import ChangeListener
+    from scheduling.idempotency import IdempotencyStore
+    from scheduling.mailqueue import MailSender
+    from scheduling.materials import Materials
     from scheduling.meetings import MeetingService
+    from scheduling.reminders import Lifecycle
+    from scheduling.rsvp import Responses
+    from scheduling.scheduler import JobScheduler
+    from scheduling.webhook_sender import WebhookSender
+    from scheduling.webhooks import Webhooks
     from web.auth import LoginLimiter
     from web.metrics import Metrics
     from web.settings import Settings
@@ -32,3 +40,13 @@ MEETINGS: web.AppKey[MeetingService] = web.AppKey("meetings")
 # the app; the meetings service holds the same list and calls each inside its transaction.
 MEETING_LISTENERS: web.AppKey[list[ChangeListener]] = web.AppKey("meeting_listeners")
 AVAILABILITY: web.AppKey[Availability] = web.AppKey("availability")
+# Invitations, answers and scheduled jobs (installed by web.invitations).
+MAIL_SENDER: web.AppKey[MailSender] = web.AppKey("mail_sender")
+JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")
+LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
+RESPONSES: web.AppKey[Responses] = web.AppKey("responses")
+# The OA integration (installed by web.integration).
+WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")
+WEBHOOK_SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender")
+MATERIALS: web.AppKey[Materials] = web.AppKey("materials")
+IDEMPOTENCY: web.AppKey[IdempotencyStore] = web.AppKey("idempotency")

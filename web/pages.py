@@ -19,6 +19,7 @@ from web.problems import ApiError
 # Pages listed on the home page: the text key of their label and who sees them.
 PAGES: list[dict[str, Any]] = [
     {"href": "/secretariat", "label": "book_meeting", "roles": {Role.ADMIN, Role.SECRETARIAT}},
+    {"href": "/admin/dashboard", "label": "dashboard", "roles": {Role.ADMIN}},
 ]
 
 

@@ -85,8 +85,66 @@ class Settings(BaseSettings):
         1024 * 1024, ge=1024, description="Largest request body accepted (JSON APIs)."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    stats_video_target: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Target share of meetings held by video (statistics, dashboard, report).",
+    )
+    stats_late_minutes: int = Field(
+        5,
+        ge=0,
+        le=120,
+        description="A join this long after the start is late; a leave this long before "
+        "the end is early.",
+    )
+    stats_refresh_seconds: float = Field(
+        60.0, ge=1, description="How often the statistics' per-occurrence rollup catches up."
+    )
+    attendance_merge_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="A reconnection within this many seconds continues the same presence.",
+    )
+    attendance_sample_seconds: float = Field(
+        10.0, ge=1, description="How often live participants' media quality is sampled."
+    )
 
-    @field_validator("ice_servers", "media_host_addresses", mode="before")
+    webhook_allowed_targets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (oa.example.gov.cn, *.example.gov.cn) and networks (10.0.0.0/8, "
+        "127.0.0.1) webhooks may be sent to; empty: none. Loopback and link-local only "
+        "when a listed network contains them.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="How long one webhook delivery may take."
+    )
+    webhook_retry_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="First delay before retrying a failed webhook delivery; doubles "
+        "each attempt (at most 1 h).",
+    )
+    idempotency_hours: int = Field(
+        24, ge=1, le=24 * 30, description="How long an Idempotency-Key is remembered."
+    )
+    material_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="Largest meeting document accepted for upload."
+    )
+    material_link_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts meeting materials may link to (same form as the webhook list); "
+        "empty: any http(s) link.",
+    )
+
+    @field_validator(
+        "ice_servers",
+        "media_host_addresses",
+        "webhook_allowed_targets",
+        "material_link_hosts",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):

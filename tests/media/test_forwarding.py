@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from aiortc import rtcrtpreceiver, rtcrtpsender
 
-from media.internals import SenderState
 from tests.media.conftest import Harness, close_to, remap_payload_types, wait_for
 
 RED = (220, 30, 30)
@@ -188,8 +187,10 @@ async def test_subscriber_nack_is_answered_from_the_forwarded_history(harness: H
     bob = await harness.join("bob")
     await wait_for(lambda: close_to(bob.video_from("alice"), RED))
     forwarder = next(f for f in harness.engine._participants["bob"].forwarders if f.kind == "video")
-    history = SenderState(forwarder.sender).history
-    assert history and all(p.ssrc == forwarder.sender._ssrc for p in history.values())
+    latest = forwarder.last_sequence_number
+    assert latest is not None
+    sent = forwarder.sent_packet(latest)
+    assert sent is not None and sent.ssrc == forwarder.sender._ssrc
 
     mid = bob.mids_from("alice", "video")[0]
     receiver = next(t.receiver for t in bob.pc.getTransceivers() if t.mid == mid)
@@ -197,6 +198,5 @@ async def test_subscriber_nack_is_answered_from_the_forwarded_history(harness: H
     media_ssrc = forwarder.sender._ssrc
     rtx_ssrc = forwarder.sender._rtx_ssrc
     assert rtx_ssrc not in streams
-    latest = max(history.values(), key=lambda p: p.sequence_number).sequence_number
     await receiver._send_rtcp_nack(media_ssrc, [latest])
     await wait_for(lambda: rtx_ssrc in streams, timeout=3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.db import Database
 from rooms.models import Role, Unit
@@ -174,14 +176,17 @@ async def test_a_booking_that_slips_past_the_check_is_refused_by_postgresql_with
     rooms = await add_rooms(db, city, 1)
     body = meeting_body(city, next_monday(), room_ids=rooms)
     held = await post(client, "/meetings", body, h, 201)
-    real = bookings.clashes
     calls: list[int] = []
 
-    async def blind_once(*args: Any, **kwargs: Any) -> list[bookings.Clash]:
+    async def unchecked(
+        session: AsyncSession, meeting_id: int, wanted: Sequence[bookings.Wanted]
+    ) -> list[bookings.Clash]:
+        # as if another writer had slipped in between the check and the insert
         calls.append(1)
-        return [] if len(calls) == 1 else await real(*args, **kwargs)
+        await bookings.book(session, meeting_id, wanted)
+        return []
 
-    monkeypatch.setattr(bookings, "clashes", blind_once)
+    monkeypatch.setattr(bookings, "reserve", unchecked)
     problem = await post(client, "/meetings", body, h, 409)
-    assert [c["meeting_id"] for c in problem["conflicts"]] == [held["id"]]
+    assert calls and [c["meeting_id"] for c in problem["conflicts"]] == [held["id"]]
     assert len(await _no_room_is_double_booked(db)) == 1

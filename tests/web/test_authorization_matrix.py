@@ -90,8 +90,52 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/secretariat"): PUBLIC,  # the page redirects to the login or answers 403 itself
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): PUBLIC,
+    # statistics (issue 6): administrators only; the pages redirect or answer 403 themselves
+    ("GET", "/api/v1/stats"): ONLY_ADMIN,
+    ("GET", "/api/v1/stats/terminals"): ONLY_ADMIN,
+    ("GET", "/api/v1/stats/live"): ONLY_ADMIN,
+    ("GET", "/admin/dashboard"): PUBLIC,
+    ("GET", "/admin/report"): PUBLIC,
 }
-EXTRA_MATRIX: dict[tuple[str, str], frozenset[str] | str] = {}  # later features add rows here
+EXTRA_MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
+    # invitations: delivery state and resending for the secretariat; answers also for
+    # meetings:read keys; the reply gateway is an admin or an itip:reply key (none here)
+    ("GET", "/api/v1/meetings/{id}/messages"): frozenset({ADMIN, SEC}),
+    ("POST", "/api/v1/messages/{id}/resend"): frozenset({ADMIN, SEC}),
+    ("GET", "/api/v1/meetings/{id}/responses"): frozenset({ADMIN, SEC, KEY_MEET}),
+    ("POST", "/api/v1/itip/replies"): ONLY_ADMIN,
+    ("GET", "/api/v1/feeds/rooms/{id}"): STAFF_ROLES,
+    # staff get their own person feed only: for person 999999 they get 403
+    ("GET", "/api/v1/feeds/people/{id}"): frozenset({ADMIN, SEC}),
+    # the signed token in the link is the credential
+    ("GET", "/rsvp/{token}"): PUBLIC,
+    ("POST", "/rsvp/{token}"): PUBLIC,
+    ("GET", "/feeds/{token}.ics"): PUBLIC,
+}  # later features add rows here
+
+
+# the OA integration: webhooks for administrators; materials like the meetings they belong to
+EXTRA_MATRIX.update(
+    {
+        ("GET", "/api/v1/webhooks"): ONLY_ADMIN,
+        ("POST", "/api/v1/webhooks"): ONLY_ADMIN,
+        ("GET", "/api/v1/webhooks/{id}"): ONLY_ADMIN,
+        ("PATCH", "/api/v1/webhooks/{id}"): ONLY_ADMIN,
+        ("DELETE", "/api/v1/webhooks/{id}"): ONLY_ADMIN,
+        ("GET", "/api/v1/webhooks/{id}/deliveries"): ONLY_ADMIN,
+        ("GET", "/api/v1/webhook-deliveries/{id}"): ONLY_ADMIN,
+        ("POST", "/api/v1/webhook-deliveries/{id}/replay"): ONLY_ADMIN,
+        ("GET", "/api/v1/meetings/{id}/materials"): MEET_READERS,
+        ("POST", "/api/v1/meetings/{id}/materials"): MEET_WRITERS,
+        ("POST", "/api/v1/meetings/{id}/materials/links"): MEET_WRITERS,
+        ("GET", "/api/v1/meetings/{id}/materials/{material_id}"): MEET_READERS,
+        ("DELETE", "/api/v1/meetings/{id}/materials/{material_id}"): MEET_WRITERS,
+        # the join token is the credential; the page handles its own login
+        ("GET", "/join/{token}/materials"): PUBLIC,
+        ("GET", "/join/{token}/materials/{material_id}"): PUBLIC,
+        ("GET", "/secretariat/meetings/{meeting_id}/materials"): PUBLIC,
+    }
+)
 
 
 def _routes(app: web.Application) -> list[tuple[str, str]]:
@@ -162,3 +206,25 @@ async def test_every_route_answers_each_caller_as_designed(
                 body = await response.json()
                 assert body["error"] and body["message"], body
     assert not failures, "\n".join(failures)
+
+
+# room terminals (issue 5): the control channel, WHIP and WHEP take terminal tokens only
+# (CORS preflights are open); the status for administrators; convening for the secretariat
+EXTRA_MATRIX.update(
+    {
+        ("GET", "/terminal/ws"): frozenset({TERMINAL}),
+        **{("POST", p): frozenset({TERMINAL}) for p in ("/whip", "/whep")},
+        **{
+            (m, f"{p}/{{resource}}"): frozenset({TERMINAL})
+            for p in ("/whip", "/whep")
+            for m in ("DELETE", "PATCH")
+        },
+        **{
+            ("OPTIONS", p): PUBLIC
+            for p in ("/whip", "/whep", "/whip/{resource}", "/whep/{resource}")
+        },
+        ("GET", "/api/v1/terminals/status"): ONLY_ADMIN,
+        ("POST", "/api/v1/convene"): frozenset({ADMIN, SEC}),
+        ("GET", "/admin/terminals"): PUBLIC,  # the page redirects to the login or answers 403
+    }
+)
