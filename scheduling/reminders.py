@@ -39,6 +39,7 @@ from rooms.db import Base, Database, UTCDateTime, utcnow
 from scheduling.aftercommit import after_commit
 from scheduling.calendar import load
 from scheduling.changes import MeetingChange
+from scheduling.events import record_meeting_event
 from scheduling.imip import Mailbox, format_time
 from scheduling.invitations import MailSettings
 from scheduling.links import LinkSigner
@@ -332,6 +333,9 @@ class Lifecycle:
             if now < occurrence.starts_at - _EARLY or now >= occurrence.ends_at:
                 return  # moved later, or already over (the end job settles it)
             meeting.status = MeetingStatus.LIVE
+            await record_meeting_event(
+                session, "meeting.started", meeting_id, {"recurrence_id": recurrence_id.isoformat()}
+            )
         log.info("meeting %s is live (occurrence %s)", meeting_id, recurrence)
 
     async def end_occurrence(self, meeting_id: int, recurrence: str) -> None:
@@ -353,6 +357,15 @@ class Lifecycle:
                     )
                 )
                 meeting.status = MeetingStatus.SCHEDULED if later else MeetingStatus.ENDED
+                await record_meeting_event(
+                    session,
+                    "meeting.ended",
+                    meeting_id,
+                    {
+                        "recurrence_id": recurrence_id.isoformat(),
+                        "final": meeting.status == MeetingStatus.ENDED,
+                    },
+                )
         log.info("occurrence %s of meeting %s ended", recurrence, meeting_id)
         if self.on_ended is not None:
             await self.on_ended(meeting_id, recurrence_id)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from rooms.db import Base, Database, UTCDateTime, utcnow
 from rooms.models import Person
 from scheduling.errors import ReplyClosed, ReplyNotAllowed, ReplyRefused, ReplyUnknown
+from scheduling.events import record_meeting_event
 from scheduling.models import Attendee, Meeting, MeetingStatus, Occurrence, PartStat
 from scheduling.replies import ParsedReply, is_newer
 
@@ -102,7 +103,9 @@ class Responses:
             attendee.partstat = partstat
             attendee.reply_sequence = meeting.sequence
             attendee.reply_dtstamp = self.clock()
-            return Taken(outcome, meeting.id, person_id, None, partstat)
+            taken = Taken(outcome, meeting.id, person_id, None, partstat)
+            await _announce(session, taken, "link")
+            return taken
 
     async def apply_reply(self, reply: ParsedReply, *, sender: str | None = None) -> Taken:
         """Take an iTIP REPLY; ``sender`` is the email's From when a whole email was given.
@@ -143,8 +146,28 @@ class Responses:
                     code="reply_sequence_ahead",
                 )
             if reply.recurrence_id is None or meeting.rrule is None:
-                return _take_series(attendee, reply, partstat, meeting.id)
-            return await _take_occurrence(session, meeting.id, person.id, reply, partstat)
+                taken = _take_series(attendee, reply, partstat, meeting.id)
+            else:
+                taken = await _take_occurrence(session, meeting.id, person.id, reply, partstat)
+            await _announce(session, taken, "itip")
+            return taken
+
+
+async def _announce(session: AsyncSession, taken: Taken, via: str) -> None:
+    """An ``rsvp.changed`` event for the OA system, in the answer's own transaction."""
+    if taken.outcome != "applied":
+        return
+    await record_meeting_event(
+        session,
+        "rsvp.changed",
+        taken.meeting_id,
+        {
+            "person_id": taken.person_id,
+            "partstat": taken.partstat.value,
+            "recurrence_id": taken.recurrence_id.isoformat() if taken.recurrence_id else None,
+            "via": via,
+        },
+    )
 
 
 async def _invitee(

@@ -69,6 +69,21 @@ def sync_url(async_url: str) -> str:
     return async_url
 
 
+class _TolerantScheduler(BackgroundScheduler):  # type: ignore[misc]
+    """APScheduler whose job removal tolerates a job already gone.
+
+    APScheduler removes a date job after submitting it; if another process (or a cancel)
+    removed it first, the stock ``remove_job`` raises inside APScheduler's own thread and
+    that thread dies, silently ending all scheduling in this process.
+    """
+
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
+        try:
+            super().remove_job(job_id, jobstore)
+        except JobLookupError:
+            log.debug("job %s was already removed", job_id)
+
+
 class JobScheduler:
     """APScheduler with a persistent store, run by whichever process holds the leader lock."""
 
@@ -85,7 +100,7 @@ class JobScheduler:
         self.lock = lock or leader_lock(db)
         self.poll_seconds = poll_seconds
         self._engine: Engine = create_engine(sync_url(db.url), pool_pre_ping=True)
-        self._scheduler = BackgroundScheduler(
+        self._scheduler = _TolerantScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)},
             executors={"default": ThreadPoolExecutor(max_workers=4)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -146,10 +161,9 @@ class JobScheduler:
 
     async def cancel(self, job_id: str) -> bool:
         """Remove a job; False if there was none."""
-        try:
-            await asyncio.to_thread(self._scheduler.remove_job, job_id)
-        except JobLookupError:
+        if await asyncio.to_thread(self._scheduler.get_job, job_id) is None:
             return False
+        await asyncio.to_thread(self._scheduler.remove_job, job_id)
         return True
 
     async def cancel_prefix(self, prefix: str) -> int:
