@@ -32,9 +32,11 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    func,
     select,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rooms.db import Base, Database, UTCDateTime
@@ -307,3 +309,39 @@ class AttendanceRecorder:
         if closed:
             log.info("closed %s presences left open by a stopped server", closed)
         return closed
+
+
+async def occurrence_summary(
+    session: AsyncSession, meeting_id: int, recurrence_id: datetime, end: datetime
+) -> dict[str, int]:
+    """Who attended one occurrence, for the ``attendance.summary`` event at its end.
+
+    Presences still open at ``end`` count as connected until ``end``.
+    """
+    rows = (
+        await session.execute(
+            select(
+                Presence.identity,
+                Presence.person_id,
+                Presence.client_kind,
+                Presence.seconds,
+                Presence.left_at,
+                Presence.segment_at,
+            ).where(Presence.meeting_id == meeting_id, Presence.recurrence_id == recurrence_id)
+        )
+    ).all()
+    seconds = 0
+    for row in rows:
+        seconds += row.seconds
+        if row.left_at is None and end > row.segment_at:
+            seconds += _seconds(end, row.segment_at)
+    invited = await session.scalar(
+        select(func.count()).select_from(Attendee).where(Attendee.meeting_id == meeting_id)
+    )
+    return {
+        "invited": int(invited or 0),
+        "attended": len({r.person_id for r in rows if r.person_id is not None}),
+        "participants": len({r.identity for r in rows}),
+        "terminals": len({r.identity for r in rows if r.client_kind == "terminal"}),
+        "participant_minutes": seconds // 60,
+    }

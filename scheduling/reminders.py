@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rooms.db import Base, Database, UTCDateTime, utcnow
 from scheduling.aftercommit import after_commit
+from scheduling.attendance import occurrence_summary
 from scheduling.calendar import load
 from scheduling.changes import MeetingChange
 from scheduling.events import record_meeting_event
@@ -365,6 +366,15 @@ class Lifecycle:
                         "recurrence_id": recurrence_id.isoformat(),
                         "final": meeting.status == MeetingStatus.ENDED,
                     },
+                )
+                summary = await occurrence_summary(
+                    session, meeting_id, recurrence_id, occurrence.ends_at
+                )
+                await record_meeting_event(
+                    session,
+                    "attendance.summary",
+                    meeting_id,
+                    {"recurrence_id": recurrence_id.isoformat(), "summary": summary},
                 )
         log.info("occurrence %s of meeting %s ended", recurrence, meeting_id)
         if self.on_ended is not None:

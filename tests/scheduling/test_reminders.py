@@ -5,6 +5,7 @@ only one of two schedulers sharing a database runs the jobs."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 
 from rooms.db import Database, utcnow
 from rooms.models import Unit
+from scheduling.events import WebhookEvent
 from scheduling.imip import Mailbox
 from scheduling.invitations import MailSettings
 from scheduling.leader import LeaseLock, leader_lock
@@ -245,6 +247,22 @@ async def test_an_occurrence_goes_live_then_ends_and_the_series_ends_after_the_l
     await lifecycle.end_occurrence(meeting.id, second.isoformat())
     assert await status() == MeetingStatus.ENDED
     assert ended == [(meeting.id, start), (meeting.id, second)]
+    # the OA system hears of it: started, ended (twice) and an attendance summary each time
+    async with db.read() as session:
+        events = (
+            await session.scalars(
+                select(WebhookEvent)
+                .where(WebhookEvent.meeting_id == meeting.id)
+                .order_by(WebhookEvent.id)
+            )
+        ).all()
+    kinds = [e.type for e in events if e.type != "meeting.created"]
+    assert kinds == ["meeting.started", "meeting.ended", "attendance.summary",
+                     "meeting.ended", "attendance.summary"]  # fmt: skip
+    last = json.loads(events[-1].body)["data"]
+    assert last["recurrence_id"] == second.isoformat()
+    assert last["summary"] == {"invited": 1, "attended": 0, "participants": 0, "terminals": 0,
+                               "participant_minutes": 0}  # fmt: skip
 
 
 class RecordedJobs:

@@ -4,6 +4,7 @@ ignored, COUNTER and garbage refused with nothing changed."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from rooms.accounts import Accounts
 from rooms.db import Database
 from rooms.models import Person, Role, Unit
+from scheduling.events import WebhookEvent
 from scheduling.models import (
     Attendee,
     AttendeeRole,
@@ -137,6 +139,13 @@ async def test_replies_of_real_clients_are_taken(
     again = await _post(client, gateway, body, content_type)  # a replay changes nothing
     assert again[0] == 200 and again[1]["outcome"] == "duplicate"
     assert await _state(db) == (series, occurrences)
+    async with db.read() as session:  # one rsvp.changed event for the OA system, not two
+        events = (
+            await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "rsvp.changed"))
+        ).all()
+    assert len(events) == 1
+    data = json.loads(events[0].body)["data"]
+    assert (data["person_id"], data["partstat"], data["via"]) == (ids[email], partstat, "itip")
 
 
 async def test_answers_are_listed_per_attendee_and_occurrence(
