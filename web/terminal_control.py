@@ -5,7 +5,7 @@ with its token (``Authorization: Bearer smr_…`` on the upgrade request), says 
 and stays connected; the server pushes its room's upcoming bookings at once and again
 whenever a change of a meeting touches the room (after the change commits), and tells it
 to ``join`` now when a meeting is convened. The agent reports its state every
-``heartbeat`` seconds. Messages are documented in ``docs/terminal-protocol.md``.
+``heartbeat`` seconds. Messages are documented in ``docs/terminals.md``.
 
 Presence is kept in memory (live details: conference, media statistics) and in
 ``terminal_presence`` (online since, last seen, version). Going online or offline is an
@@ -219,7 +219,12 @@ class TerminalRegistry:
             await _close(ws, CLOSE_PROTOCOL, "protocol_error", str(exc))
         finally:
             if conn is not None:
-                await self._offline(conn)
+                # aiohttp cancels the handler when the peer goes away: going offline (the
+                # stored presence, the event) must finish anyway.
+                offline = asyncio.ensure_future(self._offline(conn))
+                self._tasks.add(offline)
+                offline.add_done_callback(self._done)
+                await asyncio.shield(offline)
         return ws
 
     async def _hello(self, ws: web.WebSocketResponse) -> Hello:

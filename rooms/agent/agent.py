@@ -77,6 +77,7 @@ class TerminalAgent:
         self._leaving: ConferenceClient | None = None
         self._ends_at: datetime | None = None
         self._forced: str | None = None
+        self._commanded: str | None = None  # the current conference was joined on command
         self._refused: set[str] = set()
         self._retry_at: datetime | None = None
         self._offset = timedelta(0)  # server clock - local clock
@@ -223,7 +224,7 @@ class TerminalAgent:
             now = self.now()
             decision = plan(
                 now, self.bookings, self.conference, self._ends_at, lead=self.lead,
-                forced=self._forced, refused=frozenset(self._refused),
+                forced=self._forced, refused=frozenset(self._refused), commanded=self._commanded,
             )  # fmt: skip
             if decision.leave is not None:
                 await self._leave(decision.leave)
@@ -266,6 +267,7 @@ class TerminalAgent:
         self._retry_at = None
         if self._forced in (conference, joined):
             self._forced = None
+            self._commanded = joined
         self.history.append(("joined", joined, self.now()))
         log.info("in conference %s as %s", joined, client.participant)
         self._drains.add(asyncio.create_task(self._watch(client)))
@@ -299,6 +301,7 @@ class TerminalAgent:
         if self.conference is not None:
             self.history.append(("left", self.conference, self.now()))
         self._client, self.conference, self._ends_at = None, None, None
+        self._commanded = None
         await client.close()
         self.sources.close()
         current = asyncio.current_task()

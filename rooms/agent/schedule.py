@@ -51,6 +51,7 @@ def plan(
     lead: timedelta,
     forced: str | None = None,
     refused: frozenset[str] = frozenset(),
+    commanded: str | None = None,
 ) -> Decision:
     """What to do at ``now``.
 
@@ -59,7 +60,9 @@ def plan(
     when the server told the room to join another one (``forced``). Not in one: join the
     ``forced`` conference, else the booking that is on (from ``lead`` before its start),
     earliest start first, as the server's admission chooses. ``refused``: conferences not
-    to join again (ended for everyone).
+    to join again (ended for everyone). ``commanded``: the current conference was joined on
+    the server's ``join`` command; it is kept without a booking (the push of its booking may
+    come after the command) until its end or until the server closes it.
     """
     by_id = {b.conference: b for b in bookings}
     upcoming = [b.starts_at - lead for b in bookings if b.starts_at - lead > now]
@@ -68,7 +71,7 @@ def plan(
         ends_at = booking.ends_at if booking is not None else current_ends_at
         if forced is not None and forced != current:
             return Decision(leave=f"told to join {forced}", join=forced)
-        if booking is None and forced != current:
+        if booking is None and forced != current and current != commanded:
             return Decision(leave="its booking is gone (cancelled, moved or released)")
         if ends_at is not None and now >= ends_at:
             return Decision(leave="the meeting is over")

@@ -132,3 +132,113 @@ class Proxy:
                 dst.write(data)
                 await dst.drain()
         dst.close()
+
+
+class HttpOfferer:
+    """A WHIP encoder or WHEP player: aiortc offering over plain HTTP (aiohttp), no signalling.
+
+    ``publish`` sends a test pattern and a tone (audio first: the bundle's transport);
+    ``view`` receives audio and video and records the decoded frames and the last colour.
+    """
+
+    def __init__(self, base_url: str, token: str) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+        from aiortc.rtcconfiguration import RTCBundlePolicy
+
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.location: str | None = None
+        self.etag: str | None = None
+        self.headers: dict[str, str] = {}
+        self.frames: dict[str, int] = {"audio": 0, "video": 0}
+        self.colour: tuple[float, float, float] | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    def auth(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **extra}
+
+    async def offer(self) -> str:
+        from media.ice import host_addresses
+
+        with host_addresses(LOOPBACK):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        sdp: str = self.pc.localDescription.sdp
+        return sdp
+
+    async def post(self, endpoint: str, sdp: str | None = None) -> tuple[int, str]:
+        """POST the offer; on 201 apply the answer. (status, body)."""
+        import aiohttp
+        from aiortc import RTCSessionDescription
+
+        sdp = sdp if sdp is not None else await self.offer()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                self.base_url + endpoint,
+                data=sdp.encode(),
+                headers=self.auth(**{"Content-Type": "application/sdp"}),
+            ) as r,
+        ):
+            body = await r.text()
+            self.headers = dict(r.headers)
+            if r.status == 201:
+                self.location = r.headers["Location"]
+                self.etag = r.headers.get("ETag")
+                answer = RTCSessionDescription(body, "answer")
+                await self.pc.setRemoteDescription(answer)
+            return r.status, body
+
+    async def publish(self, colour: tuple[int, int, int]) -> tuple[int, str]:
+        from signaling.sources import ColorTrack, ToneTrack
+
+        self.pc.addTrack(ToneTrack())
+        self.pc.addTrack(ColorTrack(colour))
+        return await self.post("/whip")
+
+    async def view(self, query: str = "") -> tuple[int, str]:
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.addTransceiver("video", direction="recvonly")
+        return await self.post("/whep" + query)
+
+    async def request(
+        self, method: str, path: str | None = None, body: str = "", **headers: str
+    ) -> tuple[int, str]:
+        import aiohttp
+
+        url = self.base_url + (path or self.location or "")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, url, data=body.encode(), headers=self.auth(**headers)) as r,
+        ):
+            self.headers = dict(r.headers)
+            return r.status, await r.text()
+
+    def _on_track(self, track: Any) -> None:
+        self._readers.append(asyncio.get_running_loop().create_task(self._read(track)))
+
+    async def _read(self, track: Any) -> None:
+        from aiortc.mediastreams import MediaStreamError
+        from av import VideoFrame
+
+        from signaling.sources import mean_rgb
+
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                self.frames[track.kind] += 1
+                if isinstance(frame, VideoFrame):
+                    self.colour = mean_rgb(frame)
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        await self.pc.close()
+
+
+def near(rgb: Any, want: tuple[int, int, int], tolerance: float = 30) -> bool:
+    return rgb is not None and all(abs(a - b) <= tolerance for a, b in zip(rgb, want, strict=True))
