@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,6 +96,14 @@ class Presence(Base):
         ),
         Index("ix_attendance_occurrence", "meeting_id", "recurrence_id", "identity"),
         Index("ix_attendance_open", "left_at"),
+        # the terminals' connected time in a date range (statistics)
+        Index(
+            "ix_attendance_terminal",
+            "terminal_id",
+            "joined_at",
+            postgresql_where=text("terminal_id IS NOT NULL"),
+            sqlite_where=text("terminal_id IS NOT NULL"),
+        ),
     )
 
 

@@ -8,6 +8,11 @@ and early leaves, participant-seconds, the peak of participants connected at onc
 over its join/leave events), the span of its conference, the booked room terminals and how
 long they were connected, and the quality classes and means of its presences.
 
+With them it keeps ``conference_peaks``: per day of starts and per group of each grouping, the
+most conferences live at one instant (a sweep per day), so that the statistics' peak over a
+year reads a few thousand rows instead of sorting every conference's start and end; the
+statistics check that conferences of different days never overlap (else they sweep live).
+
 :func:`refresh` recomputes every occurrence that ended after a watermark (the latest
 summarised end, less :data:`LAG`, so presences still open at the scheduled end and late
 answers are caught up), inside one write transaction; with ``everything=True`` it rebuilds
@@ -17,6 +22,7 @@ SQLite and PostgreSQL both accept), never row by row in Python.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
@@ -25,6 +31,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     bindparam,
     delete,
@@ -106,7 +113,83 @@ class OccurrenceSummary(Base):
     )
 
 
+class ConferencePeak(Base):
+    """The most conferences of one group live at one instant, among the held-by-video
+    occurrences starting on one day (derived by :func:`refresh`, never edited)."""
+
+    __tablename__ = "conference_peaks"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # see PEAK_DAY_OFFSET
+    grouping: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    peak: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())  # earliest event of the day
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())  # latest event of the day
+
+    __table_args__ = (PrimaryKeyConstraint("grouping", "day", "key"),)
+
+
 _COLUMNS = [c.name for c in OccurrenceSummary.__table__.columns]
+DAY = 86400
+PEAK_DAY_OFFSET = 8 * 3600
+"""``conference_peaks.day`` is (Unix seconds of the occurrence's start + this) // 86400:
+days of UTC+8 (China's local days). Ranges in other zones read the days they cover whole
+and sweep their edges live (:mod:`scheduling.stats`)."""
+PEAK_GROUPINGS = ("all", "unit", "district", "department", "kind", "mode")
+"""Stored per group; also ``district_all`` and ``department_all``: the peak of every
+conference in some district (department) together, the total of those groupings."""
+
+
+def group_key_sql(by: str) -> str:
+    """The SQL of a group key (on ``s`` summaries, ``u`` their unit, ``pu`` its parent);
+    NULL for summaries outside every group (district, department)."""
+    if by == "unit":
+        return "s.unit_id"
+    if by in ("district", "department"):
+        return f"CASE WHEN u.kind = '{by}' THEN u.id WHEN pu.kind = '{by}' THEN pu.id END"
+    if by == "kind":
+        return "u.kind"
+    if by == "mode":
+        return "s.mode"
+    return "'all'"
+
+
+def epoch_seconds(column: str, dialect: str) -> str:
+    """SQL: the whole Unix seconds of a timestamp column (rounded down)."""
+    if dialect == "sqlite":
+        return f"CAST(strftime('%s', {column}) AS INTEGER)"
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
+
+
+def peaks_sql(dialect: str) -> list[str]:
+    """INSERT ... SELECTs of the daily peaks of every grouping, days from ``:from_day`` on
+    (which start at ``:from_at``):
+    per day and group, a sweep over its conferences' spans (first join to last leave)."""
+    day = f"(({epoch_seconds('s.starts_at', dialect)} + {PEAK_DAY_OFFSET}) / {DAY})"
+    rows = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    statements = []
+    groupings = [(by, group_key_sql(by), group_key_sql(by)) for by in PEAK_GROUPINGS]
+    groupings += [(f"{by}_all", "'all'", group_key_sql(by)) for by in ("district", "department")]
+    for by, key, member in groupings:
+        # built from this module's constants only; the one value is a bound parameter
+        statements.append(f"""INSERT INTO conference_peaks (day, grouping, key, peak, first_at,
+  last_at)
+SELECT day, '{by}', CAST(k AS VARCHAR(40)), MAX(n), MIN(t), MAX(t)
+FROM (
+  SELECT day, k, t, SUM(d) OVER (PARTITION BY day, k ORDER BY t, d {rows}) AS n
+  FROM (
+    SELECT {day} AS day, {key} AS k, e.d,
+      CASE WHEN e.d = 1 THEN s.conference_start
+        ELSE COALESCE(s.conference_end, s.ends_at) END AS t
+    FROM occurrence_summaries s JOIN units u ON u.id = s.unit_id
+    LEFT JOIN units pu ON pu.id = u.parent_id
+    CROSS JOIN (SELECT 1 AS d UNION ALL SELECT -1) e
+    WHERE s.by_video AND s.starts_at >= :from_at AND {day} >= :from_day
+      AND ({member}) IS NOT NULL
+  ) ev
+) run
+GROUP BY day, k""")  # noqa: S608
+    return statements
 
 
 def seconds_between(later: str, earlier: str, dialect: str) -> str:
@@ -266,5 +349,29 @@ async def refresh(
             bindparam("now", type_=UTCDateTime()), bindparam("lo", type_=UTCDateTime())
         )
         await session.execute(statement, params)
+        await _refresh_peaks(session, db.dialect, lo)
         count = select(func.count()).where(OccurrenceSummary.ends_at > lo)
         return int(await session.scalar(count) or 0)
+
+
+async def _refresh_peaks(session: AsyncSession, dialect: str, lo: datetime) -> None:
+    """Recompute the daily peaks of every day from the first one whose summaries changed
+    (every day when there are none yet: the first run after the migration)."""
+    changed = await session.scalar(
+        select(func.min(OccurrenceSummary.starts_at)).where(OccurrenceSummary.ends_at > lo)
+    )
+    if changed is None:
+        return
+    anything = await session.scalar(select(ConferencePeak.day).limit(1))
+    first = -1 if anything is None else peak_day(changed)
+    await session.execute(delete(ConferencePeak).where(ConferencePeak.day >= first))
+    # the bound on the start lets the refresh read only the recent summaries (its index)
+    since = EPOCH if first < 0 else datetime.fromtimestamp(first * DAY - PEAK_DAY_OFFSET, UTC)
+    for statement in peaks_sql(dialect):
+        sweep = text(statement).bindparams(bindparam("from_at", type_=UTCDateTime()))
+        await session.execute(sweep, {"from_day": first, "from_at": since})
+
+
+def peak_day(at: datetime) -> int:
+    """The ``conference_peaks.day`` of an occurrence starting at ``at``."""
+    return (math.floor(at.timestamp()) + PEAK_DAY_OFFSET) // DAY

@@ -16,16 +16,21 @@ date range of local days, grouped by unit, district, department, kind of unit, m
 from __future__ import annotations
 
 import calendar
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, or_, select, text, true
+from sqlalchemy import bindparam, column, func, or_, select, text, true
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.db import Database, UTCDateTime
 from rooms.models import Room, Terminal, Unit
+from scheduling import rollup
 
 GroupBy = Literal["all", "unit", "district", "department", "kind", "month", "mode"]
 GROUPINGS: tuple[GroupBy, ...] = ("all", "unit", "district", "department", "kind", "month", "mode")
@@ -132,14 +137,6 @@ def _ratio(part: float, whole: float) -> float | None:
 def _group_key(query: StatsQuery, params: dict[str, Any]) -> str:
     """The SQL of the group key (on ``s`` summaries, ``u`` their unit, ``pu`` its parent)."""
     by = query.group_by
-    if by == "unit":
-        return "s.unit_id"
-    if by in ("district", "department"):
-        return f"CASE WHEN u.kind = '{by}' THEN u.id WHEN pu.kind = '{by}' THEN pu.id END"
-    if by == "kind":
-        return "u.kind"
-    if by == "mode":
-        return "s.mode"
     if by == "month":
         # Local months as plain comparisons: exact in any time zone, on any database.
         months = query.months()
@@ -152,7 +149,7 @@ def _group_key(query: StatsQuery, params: dict[str, Any]) -> str:
             if branches
             else (f"'{months[0][0]}'")
         )
-    return "'all'"
+    return rollup.group_key_sql(by)
 
 
 _FROM = """FROM occurrence_summaries s JOIN units u ON u.id = s.unit_id
@@ -176,6 +173,31 @@ _AGGREGATES = """COUNT(*) AS held,
   SUM(s.jitter_n) AS jitter_n, SUM(s.jitter_sum) AS jitter_sum,
   MAX(s.jitter_max) AS jitter_max, SUM(s.bitrate_sum) AS bitrate_sum,
   MIN(s.bitrate_min) AS bitrate_min"""
+
+
+_NAMES = re.findall(r"AS (\w+)", _AGGREGATES)
+_MAXIMA = frozenset({"peak_participants", "loss_max", "rtt_max", "jitter_max"})
+_MINIMA = frozenset({"bitrate_min"})
+
+
+def _combined(rows: list[RowMapping]) -> dict[str, Any]:
+    """The aggregates of the union of the groups ``rows`` (each is a sum, a maximum or a
+    minimum): the total without a second pass over the summaries."""
+    total: dict[str, Any] = dict.fromkeys(_NAMES)
+    for row in rows:
+        for name in _NAMES:
+            value, seen = row[name], total[name]
+            if value is None:
+                continue
+            if seen is None:
+                total[name] = value
+            elif name in _MAXIMA:
+                total[name] = max(seen, value)
+            elif name in _MINIMA:
+                total[name] = min(seen, value)
+            else:
+                total[name] = seen + value
+    return total
 
 
 def _where(query: StatsQuery, key: str, params: dict[str, Any]) -> str:
@@ -204,8 +226,7 @@ def _typed(sql: str, params: dict[str, Any]) -> Any:
     return statement.bindparams(*extra) if extra else statement
 
 
-def _figures(key: str, label: str, row: Any, target: float) -> Figures:
-    r = row._mapping
+def _figures(key: str, label: str, r: Mapping[str, Any] | RowMapping, target: float) -> Figures:
     held = int(r["held"] or 0)
     by_video = int(r["held_by_video"] or 0)
 
@@ -249,26 +270,131 @@ def _figures(key: str, label: str, row: Any, target: float) -> Figures:
     )
 
 
-async def _peaks(session: AsyncSession, query: StatsQuery, *, total: bool) -> dict[str, int]:
-    """The most conferences of each group (or of all) live at one instant: a sweep over
-    their spans, first join to last leave."""
+Peaks = tuple[dict[str, int], int]
+
+
+async def _peaks(session: AsyncSession, query: StatsQuery) -> Peaks:
+    """The most conferences of each group, and of all groups together, live at one instant.
+
+    From the daily peaks of the rollup (``conference_peaks``) when they give the same
+    answer as a sweep: no unit filter, and the conferences of different days never overlap
+    (checked on the days' spans); the parts of the range that are not whole days there
+    are swept live. Otherwise one live sweep over the whole range."""
+    if query.unit_id is None:
+        stored = await _stored_peaks(session, query)
+        if stored is not None:
+            return stored
+    low, high = query.bounds()
+    grouped, total, _ = await _sweep(session, query, low, high)
+    return grouped, total
+
+
+async def _stored_peaks(session: AsyncSession, query: StatsQuery) -> Peaks | None:
+    low, high = query.bounds()
+    if query.group_by != "month":
+        return await _range_peaks(session, query, low, high)
+    whole = replace(query, group_by="all")
+    everything = await _range_peaks(session, whole, low, high)
+    if everything is None:
+        return None
+    months = query.months()
+    by_month = {}
+    for i, (label, begins) in enumerate(months):
+        ends = months[i + 1][1] if i + 1 < len(months) else high
+        found = await _range_peaks(session, whole, max(low, begins), min(high, ends))
+        if found is None:
+            return None
+        if "all" in found[0]:
+            by_month[label] = found[1]
+    return by_month, everything[1]
+
+
+def _day_start(day: int) -> datetime:
+    return datetime.fromtimestamp(day * rollup.DAY - rollup.PEAK_DAY_OFFSET, UTC)
+
+
+async def _range_peaks(
+    session: AsyncSession, query: StatsQuery, low: datetime, high: datetime
+) -> Peaks | None:
+    """The peaks of the conferences starting in [low, high): the stored whole days, the
+    edges swept live; None if conferences of different days overlap."""
+    first = -((-math.floor(low.timestamp()) - rollup.PEAK_DAY_OFFSET) // rollup.DAY)
+    end = (math.floor(high.timestamp()) + rollup.PEAK_DAY_OFFSET) // rollup.DAY
+    if first >= end:
+        grouped, total, _ = await _sweep(session, query, low, high)
+        return grouped, total
+    by = query.group_by
+    together = f"{by}_all" if by in ("district", "department") else "all"
+    peak = rollup.ConferencePeak
+    days = (peak.day >= first, peak.day < end)
+    found = await session.execute(
+        select(peak.key, func.max(peak.peak)).where(peak.grouping == by, *days).group_by(peak.key)
+    )
+    peaks = {str(k): int(n) for k, n in found}
+    most = await session.scalar(select(func.max(peak.peak)).where(peak.grouping == together, *days))
+    total = int(most or 0)
+    spans: list[tuple[datetime, datetime]] = [
+        (a, b)
+        for a, b in await session.execute(
+            select(peak.first_at, peak.last_at).where(peak.grouping == "all", *days)
+            .order_by(peak.day)
+        )
+    ]  # fmt: skip
+    for at, (a, b) in ((0, (low, _day_start(first))), (None, (_day_start(end), high))):
+        if a >= b:
+            continue
+        grouped, edge_total, span = await _sweep(session, query, a, b)
+        for k, n in grouped.items():
+            peaks[k] = max(n, peaks.get(k, 0))
+        total = max(total, edge_total)
+        if span is not None:
+            spans.insert(len(spans) if at is None else at, span)
+    latest: datetime | None = None
+    for begins, ends in spans:
+        if latest is not None and begins < latest:
+            return None  # a conference of one day overlaps one of another: sweep it all
+        latest = ends if latest is None else max(latest, ends)
+    return peaks, total
+
+
+async def _sweep(
+    session: AsyncSession, query: StatsQuery, low: datetime, high: datetime
+) -> tuple[dict[str, int], int, tuple[datetime, datetime] | None]:
+    """A live sweep over the conferences starting in [low, high): each group's peak, the
+    peak of all groups together, and the span of their events (None without any)."""
     params: dict[str, Any] = {}
-    group = _group_key(query, params)
-    where = _where(query, group, params) + " AND s.by_video"
-    key = "'all'" if total else group
+    key = _group_key(query, params)
+    where = _where(query, key, params) + " AND s.by_video"
+    rows = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    # one scan: each summary twice, as its conference's start (+1) and end (-1)
+    both_ends = where.replace(
+        "\nWHERE ", "\nCROSS JOIN (SELECT 1 AS d UNION ALL SELECT -1) e WHERE ", 1
+    )
+    together = "0" if query.group_by == "all" else f"SUM(d) OVER (ORDER BY t, d {rows})"
     # the key and the conditions are this module's own SQL; every value is bound
     sql = f"""WITH ev AS (
-  SELECT {key} AS k, s.conference_start AS t, 1 AS d {where}
-  UNION ALL
-  SELECT {key} AS k, COALESCE(s.conference_end, s.ends_at) AS t, -1 AS d {where}
+  SELECT {key} AS k, e.d,
+    CASE WHEN e.d = 1 THEN s.conference_start ELSE COALESCE(s.conference_end, s.ends_at) END
+      AS t
+  {both_ends}
 ), run AS (
-  SELECT k, SUM(d) OVER (PARTITION BY k ORDER BY t, d
-    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n FROM ev
+  SELECT k, t, SUM(d) OVER (PARTITION BY k ORDER BY t, d {rows}) AS n, {together} AS a
+  FROM ev
 )
-SELECT k, MAX(n) FROM run GROUP BY k"""  # noqa: S608
-    low, high = query.bounds()
-    rows = await session.execute(_typed(sql, params), {"lo": low, "hi": high, **params})
-    return {str(k): int(n or 0) for k, n in rows}
+SELECT k, MAX(n) AS n, MAX(a) AS a, MIN(t) AS first_t, MAX(t) AS last_t
+FROM run GROUP BY k"""  # noqa: S608
+    statement = _typed(sql, params).columns(
+        column("k"), column("n"), column("a"),
+        column("first_t", UTCDateTime()), column("last_t", UTCDateTime()),
+    )  # fmt: skip
+    found = list(await session.execute(statement, {"lo": low, "hi": high, **params}))
+    grouped = {str(r.k): int(r.n or 0) for r in found}
+    if not found:
+        return grouped, 0, None
+    span = (min(r.first_t for r in found), max(r.last_t for r in found))
+    if query.group_by == "all":
+        return grouped, grouped.get("all", 0), span
+    return grouped, max(int(r.a or 0) for r in found), span
 
 
 async def _labels(session: AsyncSession, query: StatsQuery) -> dict[str, str]:
@@ -288,8 +414,10 @@ async def figures(db: Database, query: StatsQuery, *, target: float = DEFAULT_TA
     report = Report(query, target)
     async with db.read() as session:
         if db.dialect == "postgresql":
-            # the sweeps sort every conference's start and end: keep the sort in memory
+            # the sweeps sort every conference's start and end: keep the sort in memory;
+            # compiling these one-off statements (JIT) costs more than it saves
             await session.execute(text("SET LOCAL work_mem = '64MB'"))
+            await session.execute(text("SET LOCAL jit = off"))
         grouped = await session.execute(
             _typed(
                 f"SELECT {key} AS k, {_AGGREGATES} {where}"
@@ -298,18 +426,14 @@ async def figures(db: Database, query: StatsQuery, *, target: float = DEFAULT_TA
             ),
             values,
         )
-        totals = await session.execute(
-            _typed(f"SELECT {_AGGREGATES} {_where(query, key, dict(params))}", params), values
-        )
-        peaks = await _peaks(session, query, total=False)
-        total_peak = peaks if query.group_by == "all" else await _peaks(session, query, total=True)
+        peaks, total_peak = await _peaks(session, query)
         labels = await _labels(session, query)
-        by_key = {str(row[0]): row for row in grouped}
+        by_key = {str(row[0]): row._mapping for row in grouped}
         keys = list(by_key)
         if query.group_by == "month":
             keys = [label for label, _ in query.months()]
         elif query.group_by != "all":
-            keys.sort(key=lambda k: (-int(by_key[k]._mapping["held"]), k))
+            keys.sort(key=lambda k: (-int(by_key[k]["held"]), k))
         for k in keys:
             row = by_key.get(k)
             item = (
@@ -319,8 +443,8 @@ async def figures(db: Database, query: StatsQuery, *, target: float = DEFAULT_TA
             )
             item.peak_conferences = peaks.get(k, 0)
             report.rows.append(item)
-        report.total = _figures("all", "all", totals.one(), target)
-        report.total.peak_conferences = total_peak.get("all", 0)
+        report.total = _figures("all", "all", _combined(list(by_key.values())), target)
+        report.total.peak_conferences = total_peak
     return report
 
 

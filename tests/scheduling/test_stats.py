@@ -89,3 +89,44 @@ async def test_the_rollup_catches_up_an_occurrence_once_it_is_over(
     later = stats_data.NOW + timedelta(days=11)  # M7 (30 April) is over now
     assert await rollup.refresh(db, later) >= 1
     assert (await _grouped(db, "all")).total.held == 6
+
+
+async def _live(db: Database, query: StatsQuery) -> tuple[dict[str, int], int]:
+    async with db.read() as session:
+        grouped, total, _ = await stats._sweep(session, query, *query.bounds())
+    return grouped, total
+
+
+@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Europe/Berlin", "America/New_York"])
+async def test_peaks_from_the_daily_table_equal_a_live_sweep(
+    db: Database, ids: dict[str, int], tz: str
+) -> None:
+    """Whole days come from ``conference_peaks``; other zones' ranges sweep their edges."""
+    for by in stats.GROUPINGS:
+        query = StatsQuery(*RANGE, by, tz=tz)
+        async with db.read() as session:
+            stored = await stats._stored_peaks(session, query)
+        live = await _live(db, query)
+        if by == "month":  # a sweep per month: compare with the report's rows
+            live = ({k: n for k, n in live[0].items() if n}, live[1])
+        assert stored == live, by
+
+
+async def test_conferences_overlapping_across_days_fall_back_to_a_live_sweep(
+    db: Database, ids: dict[str, int]
+) -> None:
+    from sqlalchemy import update
+
+    async with db.write() as session:
+        # M1's conference (10 March) lasts until M3's (1 April, 07:00 local) has begun
+        await session.execute(
+            update(rollup.OccurrenceSummary)
+            .where(rollup.OccurrenceSummary.meeting_id == ids["m1"])
+            .values(conference_end=stats_data.local("2025-04-01", "07:10"))
+        )
+        await rollup._refresh_peaks(session, db.dialect, rollup.EPOCH)
+    query = StatsQuery(*RANGE, "all")
+    async with db.read() as session:
+        assert await stats._stored_peaks(session, query) is None
+    report = await stats.figures(db, query)
+    assert report.total.peak_conferences == (await _live(db, query))[1] == 2
