@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from rooms.db import Database
 from rooms.directory import Directory
@@ -298,6 +299,23 @@ async def test_status_endpoint_page_and_events_follow_the_agent(
     assert not after["online"] and after["conference"] is None and after["state"] is None
     assert after["agent_version"] == "suimeet-terminal/0.1.0"  # as last stored
     assert utc(after["last_seen_at"]) >= utc(now["online_since"])
+    # the OA webhooks hear of it too: both changes are in the durable outbox
+    from scheduling.events import WebhookEvent
+
+    async def outbox() -> list[str]:
+        async with db.read() as session:
+            rows = await session.scalars(
+                select(WebhookEvent.type)
+                .where(WebhookEvent.stream == f"terminal:{terminal_id}")
+                .order_by(WebhookEvent.id)
+            )
+            return list(rows.all())
+
+    for _ in range(50):
+        if await outbox() == ["terminal.online", "terminal.offline"]:
+            break
+        await asyncio.sleep(0.1)
+    assert await outbox() == ["terminal.online", "terminal.offline"]
 
 
 async def test_a_failing_event_hook_does_not_break_presence(
