@@ -11,8 +11,6 @@ row's update sends that one message again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
 import logging
 import random
@@ -28,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rooms.db import Base, Database, UTCDateTime, utcnow
+from scheduling.worker import DrainLoop
 
 log = logging.getLogger(__name__)
 
@@ -118,34 +117,17 @@ class MailSender:
         self.poll_seconds = poll_seconds
         self.stale_after = stale_after
         self.batch = batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = DrainLoop("mail-sender", self.send_due, poll_seconds)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mail-sender")
+        self._loop.start()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.close()
 
     def wake(self) -> None:
         """Look at the queue now (call after committing new messages)."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.send_due():
-                    pass
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("mail sender pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+        self._loop.wake()
 
     async def send_due(self) -> int:
         """Send one batch of due messages; return how many were tried."""

@@ -17,7 +17,6 @@ until an administrator replays it (:meth:`WebhookSender.replay`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from scheduling.mailqueue import backoff
 from scheduling.secretbox import SecretBox, SecretUnreadable
 from scheduling.targets import AllowList, GuardedResolver, check_url
 from scheduling.webhooks import SIGNATURE_HEADER, WebhookSubscription, signature_header
+from scheduling.worker import DrainLoop
 
 log = logging.getLogger(__name__)
 USER_AGENT = "SuiMeet-Webhooks/1"
@@ -90,21 +90,15 @@ class WebhookSender:
         self.box = box
         self.allowed = allowed
         self.config = config
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = DrainLoop("webhook-sender", self.deliver_due, config.poll_seconds)
         self._http: aiohttp.ClientSession | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="webhook-sender")
+        self._loop.start()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.close()
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -114,7 +108,7 @@ class WebhookSender:
 
     def wake(self) -> None:
         """Look at the outbox now (after committing new events)."""
-        self._wake.set()
+        self._loop.wake()
 
     def _wake_in(self, delay: timedelta) -> None:
         """Look again when a retry comes due (sooner than the next poll)."""
@@ -125,17 +119,6 @@ class WebhookSender:
 
         timer = asyncio.get_running_loop().call_later(delay.total_seconds(), fire)
         self._timers.add(timer)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.deliver_due():
-                    pass
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("webhook sender pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
-            self._wake.clear()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
