@@ -18,6 +18,12 @@ Measured over a window, printed as one JSON object per scenario:
     python bench/sfu.py                          # broadcast 1->16, all-to-all 4, 6 and 8
     python bench/sfu.py --scenario mesh8 --duration 20 --uvloop
     python bench/sfu.py --smoke                  # tiny run for CI
+    python bench/sfu.py --scenario mesh4 --record  # the same while the conference is recorded
+
+With ``--record`` the server records the conference (``MediaEngine.start_recording``, see
+``media/recording.py``) from before the warm-up to the end of the window; the result gains
+``recording`` (files, bytes, packets dropped, seconds to finish), and the CPU figures include
+the recorder's writer thread.
 """
 
 from __future__ import annotations
@@ -107,6 +113,7 @@ def _server_main(
 
 async def _server(conn: Connection, tokens: dict[str, str], profile: str, fast_path: bool) -> None:
     import cProfile
+    import shutil
 
     from aiohttp import web
 
@@ -153,7 +160,29 @@ async def _server(conn: Connection, tokens: dict[str, str], profile: str, fast_p
     hub.engine._on_event = _chain(hub.engine._on_event, on_left)
     ticker = asyncio.get_running_loop().create_task(tick())
 
+    recordings = Path(tempfile.mkdtemp(prefix="sfu-bench-recording-"))
+
     async def stats(request: web.Request) -> web.Response:
+        record = request.query.get("record")
+        if record == "start":
+            for conference in hub.engine.conferences():
+                await hub.engine.start_recording(conference, str(recordings / conference))
+        elif record == "stop":
+            started = time.monotonic()
+            dropped = sum(
+                c.recorder.dropped for c in hub.engine._conferences.values() if c.recorder
+            )
+            manifests = [await hub.engine.stop_recording(c) for c in hub.engine.conferences()]
+            recorders = [m for m in manifests if m is not None]
+            return web.json_response(
+                {
+                    "tracks": sum(len(m["tracks"]) for m in recorders),
+                    "frames": sum(t["frames"] for m in recorders for t in m["tracks"]),
+                    "bytes": sum(m["bytes"] for m in recorders),
+                    "stop_s": round(time.monotonic() - started, 3),
+                    "packets_dropped": dropped,
+                }
+            )
         forwarded, received = count()
         action = request.query.get("profile")
         if profiler is not None and action == "start":
@@ -185,6 +214,7 @@ async def _server(conn: Connection, tokens: dict[str, str], profile: str, fast_p
     ticker.cancel()
     await hub.close()
     await runner.cleanup()
+    shutil.rmtree(recordings, ignore_errors=True)
 
 
 def _chain(first: Any, second: Any) -> Any:
@@ -447,10 +477,10 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _stats(port: int, profile: str = "") -> dict[str, Any]:
+async def _stats(port: int, profile: str = "", record: str = "") -> dict[str, Any]:
     import aiohttp
 
-    query = f"?profile={profile}" if profile else ""
+    query = f"?profile={profile}" if profile else (f"?record={record}" if record else "")
     url = f"http://127.0.0.1:{port}/bench/stats{query}"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         result: dict[str, Any] = await response.json()
@@ -467,6 +497,7 @@ async def run_scenario(
     processes: int,
     profile: str,
     fast_path: bool = True,
+    record: bool = False,
 ) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     tokens = {f"token-{i}": f"bot:{i}" for i in range(size)}
@@ -507,6 +538,8 @@ async def run_scenario(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"media did not start: {progress}")
             await asyncio.sleep(0.5)
+        if record:
+            await _stats(port, record="start")
         await asyncio.sleep(warmup)
         before = await _stats(port, "start" if profile else "")
         clients0 = sum(_process_cpu(c.process.pid or 0) for c in children)
@@ -516,6 +549,7 @@ async def run_scenario(
         after = await _stats(port, "stop" if profile else "")
         before["clients_cpu"] = clients0
         after["clients_cpu"] = sum(_process_cpu(c.process.pid or 0) for c in children)
+        recording = await _stats(port, record="stop") if record else None
         await asyncio.sleep(1.0)  # let the last frames of the window arrive
         reports = [await c.request({"type": "report"}) for c in children]
     finally:
@@ -528,6 +562,8 @@ async def run_scenario(
                 child.process.kill()
     result = _summarise(scenario, size, publishers, uvloop, before, after, t0, t1, reports)
     result["server_path"] = "fast" if fast_path else "object"
+    if recording is not None:
+        result["recording"] = recording
     return result
 
 
@@ -635,6 +671,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", default="", help="cProfile the server's window to FILE")
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI (mesh of 3, 2 s)")
+    parser.add_argument("--record", action="store_true", help="record the conference meanwhile")
     args = parser.parse_args()
     scenarios = args.scenario or ["broadcast16", "mesh4", "mesh6", "mesh8"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -656,6 +693,7 @@ def main() -> None:
                     args.processes,
                     args.profile,
                     not args.object_path,
+                    args.record,
                 )
             )
             print(json.dumps(result), flush=True)

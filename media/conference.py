@@ -10,16 +10,19 @@ from collections.abc import Callable
 from media.config import MediaConfig
 from media.errors import InvalidRequest, NegotiationError
 from media.messages import (
+    DEFAULT_SOURCE,
     ActiveSpeakerEvent,
     MediaEvent,
     MediaKind,
     OfferMessage,
     TrackMutedEvent,
     TrackPublishedEvent,
+    TrackSource,
     TrackUnpublishedEvent,
 )
 from media.participant import Participant
 from media.publication import PublishedTrack
+from media.recording import ConferenceRecorder
 from media.speaker import ActiveSpeakerDetector
 from media.viewers import feed_viewers
 
@@ -33,6 +36,8 @@ class Conference:
         self.id = conference_id
         self.participants: dict[str, Participant] = {}
         self._emit = emit
+        self.recorder: ConferenceRecorder | None = None
+        """Set while the conference is recorded: it taps every track published."""
         self.speaker = ActiveSpeakerDetector(
             threshold=config.speaker_threshold,
             margin=config.speaker_margin,
@@ -84,12 +89,18 @@ class Conference:
     async def renegotiate_all(self, participants: list[Participant]) -> None:
         await asyncio.gather(*(self.renegotiate(p) for p in participants))
 
-    async def update_publications(self, participant: Participant, sending: list[MediaKind]) -> None:
-        """After an answer: start or stop forwarding what ``participant`` sends."""
+    async def update_publications(
+        self, participant: Participant, sending: list[TrackSource]
+    ) -> None:
+        """After an answer: start or stop forwarding what ``participant`` sends, per source."""
+        if participant.closed or self.participants.get(participant.id) is not participant:
+            return  # left (or was replaced) while its answer was being applied
         changed: list[Participant] = []
-        for kind, track in participant.inbound.items():
-            if kind in sending and not track.published:
+        for source, track in participant.inbound.items():
+            if source in sending and not track.published:
                 track.published = True
+                if self.recorder is not None:
+                    self.recorder.add(track)
                 for other in self.participants.values():
                     if other is not participant and not other.closed and other.subscribes:
                         other.subscribe(track)
@@ -99,10 +110,11 @@ class Conference:
                         type="track_published",
                         conference=self.id,
                         participant=participant.id,
-                        kind=kind,
+                        kind=track.kind,
+                        source=source,
                     )
                 )
-            elif kind not in sending and track.published:
+            elif source not in sending and track.published:
                 changed.extend(self._unpublish(track))
         self.feed_viewers()
         await self.renegotiate_all(list({id(p): p for p in changed}.values()))
@@ -110,6 +122,8 @@ class Conference:
     def _unpublish(self, track: PublishedTrack) -> list[Participant]:
         """Stop forwarding ``track``; returns the subscribers that need a new offer."""
         track.published = False
+        if self.recorder is not None:
+            self.recorder.remove(track)
         changed: list[Participant] = []
         for forwarder in track.detach_all():
             for other in self.participants.values():
@@ -123,9 +137,25 @@ class Conference:
                 conference=self.id,
                 participant=track.publisher,
                 kind=track.kind,
+                source=track.source,
             )
         )
         return changed
+
+    async def set_screen_share(self, participant: Participant, sharing: bool) -> None:
+        """Open or close ``participant``'s screen uplink and re-offer (no-op if unchanged).
+
+        Publishing follows the answer (:meth:`update_publications`); a stop unpublishes at
+        once, so subscribers lose the screen even before the sharer answers.
+        """
+        if not participant.set_screen_share(sharing):
+            return
+        changed = [participant]
+        track = participant.inbound.get("screen")
+        if not sharing and track is not None and track.published:
+            changed.extend(self._unpublish(track))
+            self.feed_viewers()
+        await self.renegotiate_all(list({id(p): p for p in changed}.values()))
 
     async def remove(self, participant: Participant) -> None:
         """Take ``participant`` out: its tracks stop everywhere, then its connection closes."""
@@ -148,9 +178,11 @@ class Conference:
         await self.renegotiate_all(list({id(p): p for p in changed}.values()))
 
     def set_muted(self, participant: Participant, kind: MediaKind, muted: bool) -> None:
-        track = participant.inbound.get(kind)
+        """Stop or resume forwarding the participant's microphone (audio) or camera (video)."""
+        source = DEFAULT_SOURCE[kind]
+        track = participant.inbound.get(source)
         if track is None:
-            raise InvalidRequest(f"{participant.id} has no {kind} to mute")
+            raise InvalidRequest(f"{participant.id} has no {source} to mute")
         if track.muted == muted:
             return
         track.muted = muted
@@ -165,6 +197,7 @@ class Conference:
                 conference=self.id,
                 participant=participant.id,
                 kind=kind,
+                source=source,
                 muted=muted,
             )
         )

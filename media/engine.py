@@ -19,6 +19,7 @@ from media.errors import EngineClosed, InvalidRequest, NegotiationError, Unknown
 from media.ice import install_host_address_override
 from media.messages import (
     MEDIA_KINDS,
+    SOURCE_KIND,
     AnswerMessage,
     ConnectionStateEvent,
     IceCandidate,
@@ -29,8 +30,11 @@ from media.messages import (
     ParticipantLeftEvent,
     ParticipantMode,
     ParticipantStats,
+    RecordingManifest,
+    RecordingStoppedEvent,
 )
 from media.participant import Participant
+from media.recording import ConferenceRecorder
 from media.stats import participant_stats
 
 logger = logging.getLogger(__name__)
@@ -104,7 +108,7 @@ class MediaEngine:
             raise UnknownParticipant(participant_id)
         if mode == "publish":
             await conference.update_publications(participant, sending)
-            kinds = sending
+            kinds = [SOURCE_KIND[source] for source in sending]
         else:
             conference.feed_viewers()
             kinds = [f.kind for f in participant.forwarders if f.mid is not None]
@@ -142,13 +146,84 @@ class MediaEngine:
         """Disconnect a participant; unknown ids are ignored (leave is idempotent)."""
         await self._leave(participant_id, "left")
 
+    async def set_screen_share(self, participant_id: str, sharing: bool) -> None:
+        """Start or stop receiving the participant's screen share as a second video track.
+
+        ``sharing=True`` adds (or re-enables) a recvonly video m-line with source
+        ``"screen"`` and re-offers (the usual ``offer`` event, whose ``tracks`` name that
+        m-line); once the answer makes it sendonly, the screen is published to everyone
+        like any other track (``track_published`` kind video, source screen).
+        ``sharing=False`` unpublishes it, sets the m-line inactive and re-offers. Calling
+        it again with the same value does nothing. Only for participants that joined with
+        :meth:`join` (WHIP/WHEP clients never renegotiate): InvalidRequest otherwise.
+        """
+        participant = self._get(participant_id)
+        if participant.mode != "full":
+            raise InvalidRequest(f"{participant_id} cannot share a screen (offer-first client)")
+        conference = self._conferences[participant.conference_id]
+        await conference.set_screen_share(participant, sharing)
+
     async def set_muted(self, participant_id: str, kind: str, muted: bool) -> None:
-        """Stop (or resume) forwarding one of the participant's tracks to everyone."""
+        """Stop (or resume) forwarding the participant's microphone ("audio") or camera
+        ("video") to everyone."""
         if kind not in MEDIA_KINDS:
             raise InvalidRequest(f"unknown media kind {kind!r}")
         participant = self._get(participant_id)
         media_kind: MediaKind = "audio" if kind == "audio" else "video"
         self._conferences[participant.conference_id].set_muted(participant, media_kind, muted)
+
+    # -- recording -----------------------------------------------------------------
+
+    async def start_recording(self, conference_id: str, directory: str) -> None:
+        """Record every track of the conference, published now or later, into ``directory``
+        (see :mod:`media.recording`) until :meth:`stop_recording` or until the last
+        participant leaves. Video publishers are asked for a keyframe. InvalidRequest for
+        an unknown conference, one already recorded, or a directory that cannot be made."""
+        conference = self._conferences.get(conference_id)
+        if conference is None:
+            raise InvalidRequest(f"unknown conference {conference_id!r}")
+        if conference.recorder is not None:
+            raise InvalidRequest(f"conference {conference_id!r} is already recorded")
+        recorder = ConferenceRecorder(conference_id, directory)
+        recorder.start()
+        conference.recorder = recorder
+        for track in conference.published_tracks():
+            recorder.add(track)
+
+    async def stop_recording(self, conference_id: str) -> RecordingManifest | None:
+        """Finish the recording: per-track files, ``recording.mkv`` (a stream per track,
+        copied, interleaved) and ``manifest.json``. Returns the manifest (also sent as a
+        ``recording_stopped`` event), or None if the conference is not being recorded."""
+        conference = self._conferences.get(conference_id)
+        if conference is None or conference.recorder is None:
+            return None
+        return await self._stop_recording(conference)
+
+    def is_recording(self, conference_id: str) -> bool:
+        conference = self._conferences.get(conference_id)
+        return conference is not None and conference.recorder is not None
+
+    async def _stop_recording(self, conference: Conference) -> RecordingManifest | None:
+        recorder, conference.recorder = conference.recorder, None
+        if recorder is None:
+            return None
+        manifest = await recorder.stop()
+        self._emit(
+            RecordingStoppedEvent(
+                type="recording_stopped", conference=conference.id, manifest=manifest
+            )
+        )
+        return manifest
+
+    def _stop_recording_soon(self, conference: Conference) -> None:
+        """The conference ended while recorded: finish the files in an engine task."""
+
+        async def stop() -> None:
+            await self._stop_recording(conference)
+
+        task = asyncio.get_running_loop().create_task(stop())
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
     # -- queries -------------------------------------------------------------------
 
@@ -238,6 +313,8 @@ class MediaEngine:
             await conference.remove(participant)
             if not conference.participants and self._conferences.get(conference.id) is conference:
                 del self._conferences[conference.id]
+                if conference.recorder is not None:
+                    self._stop_recording_soon(conference)
         else:
             await participant.close()
         logger.info("%s left conference %s (%s)", participant_id, participant.conference_id, reason)

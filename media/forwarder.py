@@ -36,7 +36,7 @@ from media.internals import (
     install_retransmit_hook,
     negotiated_codecs,
 )
-from media.messages import MediaKind
+from media.messages import MediaKind, TrackSource
 from media.rtpheader import HeaderTemplate, build_template
 from media.stats import RateMeter
 
@@ -66,6 +66,8 @@ def ntp_time() -> int:
 
 class KeyframeSource(Protocol):
     """What a forwarder needs from the track it forwards."""
+
+    source: TrackSource
 
     def request_keyframe(self) -> None: ...
 
@@ -131,8 +133,14 @@ class Forwarder:
 
     @property
     def ready(self) -> bool:
-        """True when packets can go out (negotiated, DTLS connected, sender started)."""
-        return self._state.started and self.sender.transport.state == "connected"
+        """True when packets can go out (negotiated, DTLS connected, sender started, and
+        the m-line's negotiated direction sends: a re-used inactive m-line is not ready
+        until the subscriber has answered the offer that re-enables it)."""
+        return (
+            self._state.started
+            and self.sender._enabled
+            and self.sender.transport.state == "connected"
+        )
 
     @property
     def last_sequence_number(self) -> int | None:
@@ -174,9 +182,11 @@ class Forwarder:
         self._source = source
         self.publisher = publisher
         self.waiting_keyframe = True
-        # msid: a browser groups a publisher's audio and video in one stream (lip sync).
-        self.sender._stream_id = publisher
-        self.sender._track_id = f"{publisher}-{self.kind}"
+        # msid: a browser groups a publisher's microphone and camera in one stream (lip
+        # sync); a screen share is a stream of its own. Track ids are unique per source.
+        track = source.source
+        self.sender._stream_id = f"{publisher}-screen" if track == "screen" else publisher
+        self.sender._track_id = f"{publisher}-{track}"
 
     def detach(self) -> None:
         self._source = None
@@ -319,6 +329,10 @@ class Forwarder:
             if not self._state.started:
                 return None
             self._started = True
+        if not self.sender._enabled:
+            # The subscriber has not re-enabled this m-line yet and would drop the packet
+            # (a keyframe lost there leaves it frozen): wait, and then for a keyframe.
+            return None
         pt = self._pt_cache.get(codec.payloadType, -1)
         if pt == -1:
             pt = self.payload_type_for(codec)

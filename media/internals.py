@@ -4,7 +4,7 @@ aiortc is pinned exactly (see pyproject.toml); ``tests/media/test_internals.py``
 each accessor against real objects so that an aiortc upgrade fails loudly here rather than
 silently in production. Name-mangled (``__x``) attributes are only touched here; a few
 single-underscore ones that aiortc itself uses across classes (``sender._ssrc``,
-``transport._send_rtp``, ``receiver._send_rtcp_pli``, ``receiver._enabled``,
+``transport._send_rtp``, ``receiver._send_rtcp_pli``, ``receiver._enabled``, ``sender._enabled``,
 ``sender._stream_id``/``_track_id``) are used directly and covered by the same tests.
 
 Hooks:
@@ -27,6 +27,11 @@ Hooks:
   ``transport._sock`` of asyncio's selector loop when there is one); header extension ids
   come from ``HeaderExtensionsMap.__ids``; ``RTCRtpSender._retransmit`` is wrapped on the
   instance so that subscriber NACKs are answered from the fast path's history.
+* ``RtpRouter`` (``dtls._rtp_router``): a participant's uplink SSRCs (media and RTX) are
+  written into its ``ssrc_table`` after each answer, and a new screen uplink is registered
+  for the camera's payload types before its offer goes out, because aiortc otherwise routes unknown
+  SSRCs by payload type, which takes a screen's first packets for the camera's and drops
+  RTX once two video uplinks share the payload types.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -81,6 +86,29 @@ def receiver_state(receiver: RTCRtpReceiver) -> ReceiverState:
         nack_generator=r._RTCRtpReceiver__nack_generator,
         bitrate_estimator=r._RTCRtpReceiver__remote_bitrate_estimator,
     )
+
+
+def route_ssrcs(receiver: RTCRtpReceiver, ssrcs: Iterable[int]) -> None:
+    """Make the RTP router of ``receiver``'s transport deliver ``ssrcs`` to it.
+
+    Packets of these SSRCs are still dropped until ``receiver`` has started (aiortc checks
+    that the payload type is one the receiver registered).
+    """
+    router = cast(Any, receiver.transport)._rtp_router
+    for ssrc in ssrcs:
+        router.ssrc_table[ssrc] = receiver
+
+
+def reserve_payload_types(receiver: RTCRtpReceiver, payload_types: Iterable[int]) -> None:
+    """Register ``receiver`` for ``payload_types`` on its transport's RTP router now.
+
+    aiortc gives a packet of an unknown SSRC to the receiver of its payload type when only
+    one receiver has it; with ``receiver`` registered too, such packets are dropped until
+    their SSRC is known (:func:`route_ssrcs`), whenever the other receiver registers.
+    """
+    router = cast(Any, receiver.transport)._rtp_router
+    for payload_type in payload_types:
+        router.payload_type_table.setdefault(payload_type, set()).add(receiver)
 
 
 def install_rtp_hook(receiver: RTCRtpReceiver, handler: RtpHandler) -> None:
@@ -238,12 +266,19 @@ def guard_connect(
     pc: RTCPeerConnection,
     tasks: set[asyncio.Task[Any]],
     on_error: Callable[[BaseException], None],
+    lock: asyncio.Lock | None = None,
 ) -> None:
     """Wrap ``pc.__connect`` so its failures are logged and reported, and its tasks owned.
 
     aiortc starts ``__connect`` with ``asyncio.ensure_future`` and never looks at the
     result: an exception there (ICE/DTLS start on a closing connection, ...) disappears.
     The running task is added to ``tasks`` so the owner can cancel it on close.
+
+    ``lock``, if given, is held while ``__connect`` runs; hold it around
+    ``setRemoteDescription`` too. Interleaved, the two fail: an answer that makes a new
+    m-line receiving sets its direction before it replaces the remote description, and a
+    ``__connect`` still running from the previous round then looks the m-line up in the
+    old description (IndexError, and the connection is reported failed).
     """
     p: Any = pc
     original: Callable[[], Awaitable[None]] = p._RTCPeerConnection__connect
@@ -253,7 +288,11 @@ def guard_connect(
         if task is not None:
             tasks.add(task)
         try:
-            await original()
+            if lock is None:
+                await original()
+            else:
+                async with lock:
+                    await original()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -11,6 +11,17 @@ from typing import Literal, NotRequired, TypedDict
 MediaKind = Literal["audio", "video"]
 MEDIA_KINDS: tuple[MediaKind, ...] = ("audio", "video")
 
+TrackSource = Literal["microphone", "camera", "screen"]
+"""What a published track carries: a participant publishes at most one track per source."""
+TRACK_SOURCES: tuple[TrackSource, ...] = ("microphone", "camera", "screen")
+SOURCE_KIND: dict[TrackSource, MediaKind] = {
+    "microphone": "audio",
+    "camera": "video",
+    "screen": "video",
+}
+DEFAULT_SOURCE: dict[MediaKind, TrackSource] = {"audio": "microphone", "video": "camera"}
+"""The source of a participant's only track of a kind (``set_muted(kind)``, WHIP, WHEP)."""
+
 ParticipantMode = Literal["full", "publish", "view"]
 """``full``: the server offers (browsers, terminals); ``publish`` (WHIP) and ``view`` (WHEP):
 the client offered first, once, and its m-lines never change."""
@@ -25,11 +36,18 @@ class IceCandidate(TypedDict):
 
 
 class TrackInfo(TypedDict):
-    """Which publisher feeds one of the subscriber's m-lines (``publisher`` None: inactive)."""
+    """What one m-line of a participant's connection carries.
+
+    A forwarded m-line: ``publisher`` and the source of the publisher's track it carries.
+    The participant's own uplink: ``publisher`` None and the source the participant should
+    send on it (``"screen"``: attach the display track here). Inactive m-lines (unused
+    forwarders, a stopped screen share): ``publisher`` and ``source`` None.
+    """
 
     mid: str
     kind: MediaKind
     publisher: str | None
+    source: TrackSource | None
 
 
 class OfferMessage(TypedDict):
@@ -58,6 +76,7 @@ class TrackPublishedEvent(TypedDict):
     conference: str
     participant: str
     kind: MediaKind
+    source: TrackSource
 
 
 class TrackUnpublishedEvent(TypedDict):
@@ -65,6 +84,7 @@ class TrackUnpublishedEvent(TypedDict):
     conference: str
     participant: str
     kind: MediaKind
+    source: TrackSource
 
 
 class TrackMutedEvent(TypedDict):
@@ -72,6 +92,7 @@ class TrackMutedEvent(TypedDict):
     conference: str
     participant: str
     kind: MediaKind
+    source: TrackSource
     muted: bool
 
 
@@ -98,6 +119,47 @@ class ParticipantLeftEvent(TypedDict):
     reason: LeaveReason
 
 
+class RecordedTrack(TypedDict):
+    """One published track in a recording (see :class:`RecordingManifest`)."""
+
+    participant: str
+    kind: MediaKind
+    source: TrackSource
+    codec: str
+    """``"opus"``, ``"vp8"`` or ``"h264"``."""
+    file: str
+    """The per-track file, relative to the recording's directory."""
+    stream: int
+    """Index of this track's stream in the combined ``recording.mkv``."""
+    start_offset_s: float
+    """First packet, in seconds after the recording started."""
+    frames: int
+    """Frames written."""
+
+
+class RecordingManifest(TypedDict):
+    """What a finished recording holds (also written as ``manifest.json``)."""
+
+    directory: str
+    file: str
+    """The combined Matroska file, relative to ``directory`` (``"recording.mkv"``)."""
+    started_at: str
+    """ISO 8601, UTC."""
+    stopped_at: str
+    duration_s: float
+    bytes: int
+    """Size of ``recording.mkv``."""
+    tracks: list[RecordedTrack]
+
+
+class RecordingStoppedEvent(TypedDict):
+    """A conference's recording stopped (explicitly, or when its last participant left)."""
+
+    type: Literal["recording_stopped"]
+    conference: str
+    manifest: RecordingManifest
+
+
 MediaEvent = (
     OfferMessage
     | TrackPublishedEvent
@@ -106,6 +168,7 @@ MediaEvent = (
     | ActiveSpeakerEvent
     | ConnectionStateEvent
     | ParticipantLeftEvent
+    | RecordingStoppedEvent
 )
 
 
@@ -113,6 +176,7 @@ class InboundStats(TypedDict):
     """One track the participant sends to the server."""
 
     kind: MediaKind
+    source: TrackSource
     codec: str | None
     packets_received: int
     packets_lost: int
@@ -127,6 +191,7 @@ class OutboundStats(TypedDict):
     mid: str | None
     kind: MediaKind
     publisher: str | None
+    source: TrackSource | None
     packets_sent: int
     bytes_sent: int
     packets_lost: int | None

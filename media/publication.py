@@ -32,12 +32,16 @@ from media.fastpath import RtpSocket, rtp_socket
 from media.forwarder import Forwarder, ntp_time
 from media.internals import install_rtp_hook, receiver_state
 from media.keyframes import KeyframeRequestLimiter, is_keyframe_start
-from media.messages import MediaKind
+from media.messages import DEFAULT_SOURCE, MediaKind, TrackSource
 from media.stats import RateMeter
 
 logger = logging.getLogger(__name__)
 
 AudioLevelCallback = Callable[[str, int, float], None]
+PacketTap = Callable[[bytes, str, int, int, int, float], None]
+"""Sees every packet of a track that is forwarded (published, not muted; RTX unwrapped):
+(payload, codec name, sequence number, timestamp, SSRC, arrival ``time.monotonic()``).
+Called on the event loop: it must return at once and never raise (see media.recording)."""
 
 _unpack_fixed = struct.Struct("!HII").unpack_from  # sequence number, timestamp, SSRC
 _unpack_ext = struct.Struct("!HH").unpack_from
@@ -67,9 +71,12 @@ class PublishedTrack:
         remb: bool,
         on_audio_level: AudioLevelCallback | None,
         fast_path: bool = True,
+        source: TrackSource | None = None,
     ) -> None:
         self.publisher = publisher
         self.kind: MediaKind = kind
+        self.source: TrackSource = source or DEFAULT_SOURCE[kind]
+        """``"microphone"``, ``"camera"`` or ``"screen"`` (default: by kind)."""
         self.published = False
         self.muted = False
         self.codec_name: str | None = None
@@ -88,6 +95,8 @@ class PublishedTrack:
         self._socket: RtpSocket | None = None
         self._fields: Any = _PacketFields()  # duck-typed RtpPacket for aiortc's counters
         self._tasks: set[asyncio.Task[None]] = set()
+        self.taps: list[PacketTap] = []
+        """Packet taps (a recording); empty, they cost one test per packet."""
         install_rtp_hook(receiver, self.handle_rtp)
 
     @property
@@ -188,7 +197,18 @@ class PublishedTrack:
         now = time.monotonic()
         level = packet.extensions.audio_level
         keyframe = self._gate(codec, packet.payload, packet.ssrc, level and level[1], now)
-        if keyframe is None or not self._forwarders:
+        if keyframe is None:
+            return
+        for tap in self.taps:
+            tap(
+                packet.payload,
+                codec.name,
+                packet.sequence_number,
+                packet.timestamp,
+                packet.ssrc,
+                now,
+            )
+        if not self._forwarders:
             return
         ntp = clock.current_ntp_time() if not self._fast_path else ntp_time()
         abs_send_time = (ntp >> 14) & 0x00FFFFFF
@@ -279,8 +299,13 @@ class PublishedTrack:
         payload: bytes = buffer[start:end]
         now = time.monotonic()
         keyframe = self._gate(codec, payload, ssrc, None if level is None else level & 0x7F, now)
+        if keyframe is None:
+            return
+        if self.taps:
+            for tap in self.taps:
+                tap(payload, codec.name, seq, timestamp, ssrc, now)
         forwarders = self._forwarders
-        if keyframe is None or not forwarders:
+        if not forwarders:
             return
         abs_send_time = (ntp_time() >> 14) & 0x00FFFFFF
         marker = second >> 7

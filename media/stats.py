@@ -50,7 +50,7 @@ async def participant_stats(participant: Participant) -> ParticipantStats:
     inbound: list[InboundStats] = []
     lost_in = received_in = 0
     bitrate_in = 0
-    for kind, track in participant.inbound.items():
+    for source, track in participant.inbound.items():
         streams = track.media_streams()
         if not streams and not track.published:
             continue
@@ -63,7 +63,8 @@ async def participant_stats(participant: Participant) -> ParticipantStats:
         bitrate_in += bps
         inbound.append(
             InboundStats(
-                kind=kind,
+                kind=track.kind,
+                source=source,
                 codec=track.codec_name,
                 packets_received=received,
                 packets_lost=lost,
@@ -87,10 +88,12 @@ async def participant_stats(participant: Participant) -> ParticipantStats:
         bitrate_out += bps
         clock_rate = 48000 if forwarder.kind == "audio" else 90000
         rtt_ms = None
+        feeding = forwarder.source
         entry = OutboundStats(
             mid=forwarder.mid,
             kind=forwarder.kind,
             publisher=forwarder.publisher,
+            source=feeding.source if feeding is not None else None,
             packets_sent=forwarder.packets_sent,
             bytes_sent=forwarder.bytes_sent,
             packets_lost=None,

@@ -10,6 +10,9 @@ The source is the participant the viewer follows (``participant.follow``) while 
 publishes; otherwise the active speaker while it publishes; otherwise the current source
 while it still publishes (no flapping when the speaker falls silent); otherwise the first
 participant that publishes video, then any that publishes audio.
+
+Viewers receive a publisher's camera and microphone only: a screen share is not offered to
+them (their single video m-line follows people, not documents).
 """
 
 from __future__ import annotations
@@ -17,14 +20,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from media.messages import DEFAULT_SOURCE, MEDIA_KINDS, MediaKind
 from media.participant import Participant
 from media.publication import PublishedTrack
 
 logger = logging.getLogger(__name__)
 
 
+def _viewable(participant: Participant, kind: MediaKind) -> PublishedTrack | None:
+    """The participant's published microphone (audio) or camera (video), if any."""
+    track = participant.inbound.get(DEFAULT_SOURCE[kind])
+    return track if track is not None and track.published else None
+
+
 def _publishes(participant: Participant | None) -> bool:
-    return participant is not None and any(t.published for t in participant.inbound.values())
+    return participant is not None and any(_viewable(participant, k) for k in MEDIA_KINDS)
 
 
 def choose_source(
@@ -35,10 +45,10 @@ def choose_source(
     for wanted in (viewer.follow, speaker, viewer.view_source):
         if wanted is not None and _publishes(others.get(wanted)):
             return others[wanted]
-    for kind in ("video", "audio"):
+    video_first: tuple[MediaKind, ...] = ("video", "audio")
+    for kind in video_first:
         for participant in others.values():
-            track = participant.inbound.get(kind)
-            if track is not None and track.published:
+            if _viewable(participant, kind) is not None:
                 return participant
     return None
 
@@ -54,9 +64,7 @@ def feed_viewers(participants: Mapping[str, Participant], speaker: str | None) -
             logger.info("viewer %s now receives %s", viewer.id, source_id)
         viewer.view_source = source_id
         for forwarder in viewer.forwarders:
-            track = source.inbound.get(forwarder.kind) if source is not None else None
-            if track is not None and not track.published:
-                track = None
+            track = _viewable(source, forwarder.kind) if source is not None else None
             current = forwarder.source
             if current is track:
                 continue

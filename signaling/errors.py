@@ -14,6 +14,7 @@ CLOSE_UNAUTHORIZED = 4003
 CLOSE_NOT_NOW = 4004
 CLOSE_REPLACED = 4009
 CLOSE_ENDED = 4010
+CLOSE_REMOVED = 4011  # removed or refused by the chair: the client must not reconnect by itself
 CLOSE_SERVER = 4500
 
 
@@ -60,3 +61,22 @@ class RequestFailed(SignalingError):
     """A request could not be carried out; the socket stays open."""
 
     code = "request_failed"
+
+
+class Removed(SignalingError):
+    """The chair removed (``removed``) or refused (``refused``) this identity: it stays out."""
+
+    code = "removed"
+    close_code = CLOSE_REMOVED
+
+
+class ControlRefused(RequestFailed):
+    """A chat, hand, screen or chair-control request that is not carried out.
+
+    ``code``: ``forbidden`` (not a chair, or waiting in the lobby), ``not_found`` (no such
+    participant, lobby entry or conference), ``invalid_request`` (does not apply now),
+    ``rate_limited``, ``unavailable`` (e.g. recording is not configured). The socket stays
+    open; ``web`` maps the codes of its REST operator endpoint to 403/404/409/429/422.
+    """
+
+    code = "invalid_request"

@@ -8,7 +8,7 @@ examples, in ``signaling/PROTOCOL.md``.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -19,6 +19,25 @@ SUPPORTED_VERSIONS = frozenset({1})
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with many m-lines stays well below this
 MAX_SDP = 128 * 1024
 HELLO_TIMEOUT = 10.0
+MAX_CHAT_TEXT = 2000  # characters after trimming; longer (or empty) text: invalid_request
+MAX_PARTICIPANT_ID = 64
+
+ControlAction = Literal[
+    "mute",
+    "mute_all",
+    "request_unmute",
+    "stop_video",
+    "remove",
+    "lock",
+    "unlock",
+    "end",
+    "admit",
+    "refuse",
+    "lower_hand",
+    "record_start",
+    "record_stop",
+]
+CONTROL_ACTIONS: frozenset[str] = frozenset(get_args(ControlAction))
 
 
 class _Message(BaseModel):
@@ -67,13 +86,43 @@ class Stats(_Message):
     type: Literal["stats"]
 
 
+ParticipantId = Annotated[str, Field(min_length=1, max_length=MAX_PARTICIPANT_ID)]
+
+
+class Chat(_Message):
+    type: Literal["chat"]
+    # The hard size limit (a protocol error); 1..MAX_CHAT_TEXT after trimming is checked
+    # by the hub as a user error, so a page's slip does not cost the participant its socket.
+    text: Annotated[str, Field(max_length=2 * MAX_CHAT_TEXT)]
+    to: ParticipantId | None = None
+
+
+class Hand(_Message):
+    type: Literal["hand"]
+    raised: bool
+
+
+class Screen(_Message):
+    type: Literal["screen"]
+    sharing: bool
+
+
+class Control(_Message):
+    type: Literal["control"]
+    action: ControlAction
+    participant: ParticipantId | None = None
+
+
 ClientMessage = Annotated[
-    Answer | Candidate | Mute | Ping | Leave | Stats | Hello, Field(discriminator="type")
+    Answer | Candidate | Mute | Ping | Leave | Stats | Chat | Hand | Screen | Control | Hello,
+    Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 
-AnyClientMessage = Hello | Answer | Candidate | Mute | Ping | Leave | Stats
+AnyClientMessage = (
+    Hello | Answer | Candidate | Mute | Ping | Leave | Stats | Chat | Hand | Screen | Control
+)
 
 
 def parse(text: str | bytes) -> AnyClientMessage:

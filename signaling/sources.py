@@ -45,7 +45,9 @@ class ToneTrack(AudioStreamTrack):
         frame = await super().recv()  # keeps real-time pacing
         out = AudioFrame.from_ndarray(self._samples, format="s16", layout="mono")
         out.sample_rate = 48000
-        out.pts = frame.pts
+        # aiortc's silence source counts 8 kHz samples: re-express its clock at 48 kHz.
+        assert frame.pts is not None and frame.time_base is not None
+        out.pts = int(frame.pts * frame.time_base * 48000)
         out.time_base = fractions.Fraction(1, 48000)
         return out
 

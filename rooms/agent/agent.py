@@ -30,6 +30,7 @@ from signaling.client import ConferenceClient, ConnectionClosed
 log = logging.getLogger(__name__)
 
 CLOSE_ENDED = 4010  # the conference was ended for everyone: do not join it again
+CLOSE_REMOVED = 4011  # the chair removed this room: do not join it again either
 RETRY_JOIN = 3.0
 MAX_SLEEP = 30.0
 
@@ -278,7 +279,7 @@ class TerminalAgent:
         with contextlib.suppress(TimeoutError):
             await client.wait_until(lambda: client.closed is not None, timeout=1e9)
         if self._client is client and client.closed is not None and self._leaving is not client:
-            if client.closed.code == CLOSE_ENDED and self.conference is not None:
+            if client.closed.code in (CLOSE_ENDED, CLOSE_REMOVED) and self.conference is not None:
                 self._refused.add(self.conference)
             log.info("the server closed conference %s (%s)", self.conference, client.closed.code)
             await self._drop(client)

@@ -71,7 +71,9 @@ class ToneTrack(AudioStreamTrack):
         frame = await super().recv()  # keeps the real-time pacing
         out = AudioFrame.from_ndarray(self._samples, format="s16", layout="mono")
         out.sample_rate = 48000
-        out.pts = frame.pts
+        # aiortc's silence source counts 8 kHz samples: re-express its clock at 48 kHz.
+        assert frame.pts is not None and frame.time_base is not None
+        out.pts = int(frame.pts * frame.time_base * 48000)
         out.time_base = fractions.Fraction(1, 48000)
         return out
 
@@ -105,6 +107,7 @@ class Client:
         if color is not None:
             self.outgoing.append(ColorTrack(color))
         self.tracks: dict[str, str | None] = {}  # mid -> publisher
+        self.sources: dict[str, str | None] = {}  # mid -> source (own uplinks too)
         self.frames: dict[str, int] = {}  # mid -> frames decoded
         self.first_frame_at: dict[str, float] = {}
         self.colors: dict[str, tuple[float, float, float]] = {}
@@ -151,11 +154,17 @@ class Client:
                     transceiver.setCodecPreferences(caps)
         with host_addresses(LOOPBACK):
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await self.before_answer(offer)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         for info in offer["tracks"]:
             self.tracks[info["mid"]] = info["publisher"]
+            self.sources[info["mid"]] = info["source"]
         await self.harness.engine.answer(self.name, self.pc.localDescription.sdp)
         self.offers_handled += 1
+
+    async def before_answer(self, offer: OfferMessage) -> None:
+        """Called with the offer applied, before the answer is made (subclasses attach
+        tracks to new uplink m-lines here)."""
 
     # -- media -----------------------------------------------------------------------
 

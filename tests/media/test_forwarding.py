@@ -122,7 +122,7 @@ async def test_late_joiner_gets_a_keyframe_quickly(harness: Harness) -> None:
     bob = await harness.join("bob")
     await wait_for(lambda: close_to(bob.video_from("alice"), RED))
     # aiortc's encoder makes a keyframe only every ~100 s: carol depends on the PLI path.
-    published = harness.engine._participants["alice"].inbound["video"]
+    published = harness.engine._participants["alice"].inbound["camera"]
     requests_before = published.keyframe_requests
     joined = time.monotonic()
     carol = await harness.join("carol")
@@ -163,14 +163,14 @@ async def test_h264_publisher_is_forwarded(harness: Harness) -> None:
     await harness.join("terminal", color=GREEN, video_codec="H264")
     bob = await harness.join("bob")
     await wait_for(lambda: close_to(bob.video_from("terminal"), GREEN))
-    assert harness.engine._participants["terminal"].inbound["video"].codec_name == "H264"
+    assert harness.engine._participants["terminal"].inbound["camera"].codec_name == "H264"
 
 
 async def test_subscriber_pli_reaches_the_publisher(harness: Harness) -> None:
     await harness.join("alice", color=RED)
     bob = await harness.join("bob")
     await wait_for(lambda: close_to(bob.video_from("alice"), RED))
-    published = harness.engine._participants["alice"].inbound["video"]
+    published = harness.engine._participants["alice"].inbound["camera"]
     await wait_for(lambda: published.keyframe_requests >= 1)
     # Let the rate limit (one request per 300 ms) pass before the subscriber asks.
     await asyncio.sleep(harness.engine.config.keyframe_request_interval + 0.05)

@@ -8,9 +8,11 @@ import weakref
 from typing import Any
 
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media import MediaConfig, MediaEngine, NegotiationError, UnknownParticipant
-from tests.media.conftest import LOOPBACK, Harness, close_to, wait_for
+from media.ice import host_addresses
+from tests.media.conftest import LOOPBACK, ColorTrack, Harness, close_to, wait_for
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -130,6 +132,32 @@ async def test_join_with_a_connected_id_replaces_the_old_connection(harness: Har
     assert offer["participant"] == "alice"
     assert old.closed
     assert harness.events_of("participant_left")[-1]["reason"] == "replaced"
+
+
+async def test_an_answer_finishing_after_a_replacement_publishes_nothing(
+    harness: Harness,
+) -> None:
+    """The old connection's answer was still being applied when the same id joined again:
+    its tracks must not be published (nobody would ever unpublish them)."""
+    await harness.join("bob")
+    offer = await harness.engine.join("c1", "alice")
+    client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        client.addTrack(ColorTrack(RED))
+        with host_addresses(LOOPBACK):
+            await client.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+            await client.setLocalDescription(await client.createAnswer())
+        answering = asyncio.ensure_future(
+            harness.engine.answer("alice", client.localDescription.sdp)
+        )
+        await asyncio.sleep(0)  # the answer is being applied...
+        await harness.engine.join("c1", "alice")  # ...when the id joins again
+        await asyncio.gather(answering, return_exceptions=True)
+        await asyncio.sleep(0.1)
+        assert not [e for e in harness.events_of("track_published") if e["participant"] == "alice"]
+        assert all(f.publisher is None for f in harness.engine._participants["bob"].forwarders)
+    finally:
+        await client.close()
 
 
 async def test_errors_for_unknown_participants_and_bad_answers(harness: Harness) -> None:

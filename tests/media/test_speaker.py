@@ -74,7 +74,7 @@ async def test_muting_removes_the_speaker(harness: Harness) -> None:
     # While muted, alice's audio is not forwarded to bob.
     forwarder = next(f for f in engine._participants["bob"].forwarders if f.kind == "audio")
     sent = forwarder.packets_sent
-    track = engine._participants["alice"].inbound["audio"]
+    track = engine._participants["alice"].inbound["microphone"]
     received = track.bytes_received
     await wait_for(lambda: track.bytes_received > received + 1000)  # alice still sends
     assert forwarder.packets_sent == sent
