@@ -3,19 +3,23 @@
 A conference is one occurrence of a meeting. It can be joined from ``early`` before the
 occurrence starts until it ends; a cancelled meeting or occurrence refuses everyone. People
 must be invited (as attendees, or as the organiser or chair); a room terminal joins the
-occurrence its room is booked for now.
+occurrence its room is booked for now. Operators (staff accounts with the role admin or
+secretariat) may join any conference, invited or not, and always as chair. A guest (someone
+who typed the meeting's passcode, see :mod:`scheduling.passcodes`) joins the occurrence
+open now while the meeting still has a passcode; the hub keeps guests in the lobby until a
+chair admits them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.db import Database
-from rooms.models import Person, Room, Terminal
+from rooms.models import Account, Person, Role, Room, Terminal
 from scheduling.errors import SchedulingError
 from scheduling.models import (
     Attendee,
@@ -27,12 +31,15 @@ from scheduling.models import (
 )
 
 DEFAULT_EARLY = timedelta(minutes=15)
+OPERATOR_ROLES = (Role.ADMIN, Role.SECRETARIAT)
+_CONFERENCE_TIME = "%Y%m%dT%H%M%SZ"
 
 
 class AdmissionRefused(SchedulingError):
     """The caller may not join now; ``code`` is one of the reasons below."""
 
-    code = "not_invited"  # also: "too_early", "ended", "cancelled", "no_meeting_now"
+    # also: "too_early", "ended", "cancelled", "no_meeting_now", "guests_not_allowed"
+    code = "not_invited"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +61,24 @@ class Admission:
     @property
     def conference(self) -> str:
         """The conference id of this occurrence (stable: meeting and original start)."""
-        return f"{self.meeting_id}@{self.recurrence_id.strftime('%Y%m%dT%H%M%SZ')}"
+        return conference_id(self.meeting_id, self.recurrence_id)
+
+
+def conference_id(meeting_id: int, recurrence_id: datetime) -> str:
+    """The conference id of an occurrence: ``<meeting id>@<original start, UTC>``."""
+    return f"{meeting_id}@{recurrence_id.astimezone(UTC).strftime(_CONFERENCE_TIME)}"
+
+
+def parse_conference(conference: str) -> tuple[int, datetime] | None:
+    """The meeting id and occurrence (RECURRENCE-ID) of a conference id, or None."""
+    head, _, tail = conference.partition("@")
+    if not head.isdigit() or len(head) > 18:
+        return None
+    try:
+        moment = datetime.strptime(tail, _CONFERENCE_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(head), moment
 
 
 class Admissions:
@@ -75,13 +99,23 @@ class Admissions:
                     Attendee.meeting_id == meeting_id, Attendee.person_id == person_id
                 )
             )
-            if attendee is None and person_id not in (meeting.organiser_id, meeting.chair_id):
+            operator = await session.scalar(
+                select(Account.id).where(
+                    Account.person_id == person_id,
+                    Account.active.is_(True),
+                    Account.role.in_(OPERATOR_ROLES),
+                )
+            )
+            invited = attendee is not None or person_id in (meeting.organiser_id, meeting.chair_id)
+            if not invited and operator is None:
                 raise AdmissionRefused("you are not invited to this meeting")
             if meeting.status == MeetingStatus.CANCELLED:
                 raise AdmissionRefused("the meeting was cancelled", code="cancelled")
             occurrence = await self._current(session, meeting_id, now)
-            chair = person_id == meeting.chair_id or (
-                attendee is not None and attendee.role == AttendeeRole.CHAIR
+            chair = (
+                operator is not None
+                or person_id == meeting.chair_id
+                or (attendee is not None and attendee.role == AttendeeRole.CHAIR)
             )
             return Admission(
                 meeting.id,
@@ -93,6 +127,30 @@ class Admissions:
                 person.name,
                 chair,
                 person_id=person.id,
+            )
+
+    async def guest(self, meeting_id: int, guest_id: str, name: str, now: datetime) -> Admission:
+        """The occurrence a guest of ``meeting_id`` may join now (never as chair)."""
+        async with self.db.read() as session:
+            meeting = await session.get(Meeting, meeting_id)
+            if meeting is None:
+                raise AdmissionRefused("this link does not open any meeting")
+            if meeting.status == MeetingStatus.CANCELLED:
+                raise AdmissionRefused("the meeting was cancelled", code="cancelled")
+            if meeting.passcode is None:
+                raise AdmissionRefused(
+                    "this meeting does not take guests", code="guests_not_allowed"
+                )
+            occurrence = await self._current(session, meeting_id, now)
+            return Admission(
+                meeting.id,
+                occurrence.recurrence_id,
+                meeting.title,
+                occurrence.starts_at,
+                occurrence.ends_at,
+                f"guest:{guest_id}",
+                name,
+                False,
             )
 
     async def terminal(self, terminal_id: int, now: datetime) -> Admission:

@@ -172,3 +172,12 @@ class MaterialTooLarge(IntegrationError):
     """An uploaded document is larger than ``material_max_bytes``."""
 
     code = "material_too_large"
+
+
+# --- live conferences: recordings, the conference log (scheduling.recordings) --------------
+
+
+class RecordingNotFound(SchedulingError):
+    """No such recording (or the caller may not see it)."""
+
+    code = "not_found"

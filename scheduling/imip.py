@@ -57,6 +57,11 @@ class InvitationLinks:
     accept_url: str | None = None
     tentative_url: str | None = None
     decline_url: str | None = None
+    # guest access: the meeting's number, its passcode and the page guests type them on
+    # (every invitee gets them, to pass on to people joining without an invitation)
+    meeting_number: int | None = None
+    passcode: str | None = None
+    guest_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ _TEXTS: dict[Locale, dict[str, str]] = {
         "doc_ref": "文号",
         "agenda": "议程",
         "join": "加入会议",
+        "guests": "访客入会",
+        "guests_note": "未受邀的人员可在 {url} 输入会议号 {number} 和访客密码 {passcode} "
+        "申请入会，经主持人准入后加入。",
         "accept": "接受",
         "tentative": "暂定",
         "decline": "谢绝",
@@ -124,6 +132,9 @@ _TEXTS: dict[Locale, dict[str, str]] = {
         "doc_ref": "Document reference",
         "agenda": "Agenda",
         "join": "Join",
+        "guests": "Guests",
+        "guests_note": "People without an invitation can ask to join at {url} with meeting "
+        "number {number} and guest passcode {passcode}; a chair admits them.",
         "accept": "Accept",
         "tentative": "Tentative",
         "decline": "Decline",
@@ -264,6 +275,16 @@ def render_invitation(
     if actions_present:
         text_lines.append("")
         text_lines += [f"{label}{texts['colon']}{url}" for label, url in actions_present]
+    guest_url = _safe_url(links.guest_url)
+    guests = (
+        texts["guests_note"].format(
+            url=guest_url, number=links.meeting_number, passcode=links.passcode
+        )
+        if guest_url and links.passcode and links.meeting_number is not None
+        else None
+    )
+    if guests:
+        text_lines += ["", f"{texts['guests']}{texts['colon']}{guests}"]
     text_lines += ["", texts["footer"], ""]
 
     esc = html.escape
@@ -286,6 +307,7 @@ def render_invitation(
         f"<p>{esc(greeting)}</p><p>{esc(lead_text)}</p>"
         f"<table>{html_rows}</table>{html_agenda}"
         + (f"<p>{html_actions}</p>" if html_actions else "")
+        + (f"<p>{esc(texts['guests'])}{esc(texts['colon'])}{esc(guests)}</p>" if guests else "")
         + f"<p><small>{esc(texts['footer'])}</small></p></body></html>\n"
     )
     return InvitationText(subject=subject, text="\n".join(text_lines), html=html_body)

@@ -17,7 +17,10 @@ cancelled                   CANCEL of the whole meeting to every attendee
 
 Each REQUEST carries the recipient's personal join link ``{base_url}/join/{token}`` and
 RSVP links ``{base_url}/rsvp/{token}?answer=accept|tentative|decline`` (tokens signed by
-:class:`~scheduling.links.LinkSigner`). Texts are in the configured locale.
+:class:`~scheduling.links.LinkSigner`), and, when the meeting takes guests, its number and
+passcode with the guest page ``{base_url}/guest?meeting={id}``: invitees pass them on to
+people joining without an invitation (who still wait in the lobby for a chair). Texts are
+in the configured locale.
 """
 
 from __future__ import annotations
@@ -56,14 +59,19 @@ class MailSettings:
     def join_url(self, links: LinkSigner, meeting_id: int, person_id: int) -> str:
         return f"{self.base_url}/join/{links.sign('join', meeting_id, person_id)}"
 
-    def links_for(self, links: LinkSigner, meeting_id: int, person_id: int) -> InvitationLinks:
-        """One recipient's join link and RSVP links."""
+    def links_for(
+        self, links: LinkSigner, meeting_id: int, person_id: int, passcode: str | None = None
+    ) -> InvitationLinks:
+        """One recipient's join link and RSVP links (and the guests' passcode, if any)."""
         rsvp = f"{self.base_url}/rsvp/{links.sign('rsvp', meeting_id, person_id)}?answer="
         return InvitationLinks(
             join_url=self.join_url(links, meeting_id, person_id),
             accept_url=rsvp + "accept",
             tentative_url=rsvp + "tentative",
             decline_url=rsvp + "decline",
+            meeting_number=meeting_id if passcode else None,
+            passcode=passcode,
+            guest_url=f"{self.base_url}/guest?meeting={meeting_id}" if passcode else None,
         )
 
 
@@ -110,7 +118,7 @@ class Invitations:
             person = calendar.people[attendee.person_id]
             recipient = Mailbox(person.email, person.name)
             if kind == "request":
-                links = self.settings.links_for(self.links, meeting.id, person.id)
+                links = self.settings.links_for(self.links, meeting.id, person.id, meeting.passcode)
                 data = build_request(
                     events, for_attendee=person.email, join_url=links.join_url, locale=locale
                 )

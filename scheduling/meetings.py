@@ -49,7 +49,7 @@ _exceptions = cast(Table, MeetingException.__table__)
 _occurrences = cast(Table, Occurrence.__table__)
 _INSERT_MEETING = insert(_meetings).returning(_meetings.c.id)
 _COPIED = ("title", "agenda", "unit_id", "organiser_id", "chair_id", "tzid", "rrule", "mode",
-           "doc_ref", "reminder_minutes")  # fmt: skip
+           "doc_ref", "reminder_minutes", "passcode")  # fmt: skip
 
 
 def _copied(draft: MeetingDraft) -> dict[str, Any]:

@@ -109,6 +109,8 @@ class Meeting(Base):
     doc_ref: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[MeetingStatus] = mapped_column(_enum(MeetingStatus), index=True)
     reminder_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    # digits guests type to ask to join (scheduling.passcodes); None: no guest access
+    passcode: Mapped[str | None] = mapped_column(String(10))
     # the series this one was split from ("this and following"), for people and iTIP
     split_from_id: Mapped[int | None] = mapped_column(
         ForeignKey("meetings.id", ondelete="SET NULL")

@@ -10,7 +10,7 @@ referenced units, people and rooms that exist, and whole units expanded to their
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +29,7 @@ from scheduling.models import (
     Meeting,
     MeetingMode,
 )
+from scheduling.passcodes import check_passcode, new_passcode
 from scheduling.recurrence import Instance
 from scheduling.repository import BusyPerson
 
@@ -66,6 +67,8 @@ class MeetingDraft:
     room_ids: tuple[int, ...] = ()
     invitees: tuple[Invitee, ...] = ()
     unit_ids: tuple[int, ...] = ()  # invite every person of these units (as required)
+    # what guests type to ask to join (None: no guests); a new meeting gets a random one
+    passcode: str | None = field(default_factory=new_passcode)
 
     @classmethod
     def of(cls, meeting: Meeting) -> MeetingDraft:
@@ -89,6 +92,7 @@ class MeetingDraft:
                 for a in meeting.attendees
                 if a.role != AttendeeRole.CHAIR
             ),
+            passcode=meeting.passcode,
         )
 
     def timing(self) -> tuple[datetime, datetime, str, str | None]:
@@ -150,6 +154,7 @@ def checked_times(draft: MeetingDraft) -> MeetingDraft:
             "a meeting (or one occurrence) lasts at most 24 hours",
             fields={"end": "more than 24 hours after the start"},
         )
+    check_passcode(draft.passcode)
     rule = recurrence.normalise(draft.rrule, start, draft.tzid) if draft.rrule else None
     return replace(draft, start=start, end=end, rrule=rule)
 

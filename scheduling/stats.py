@@ -397,6 +397,10 @@ FROM run GROUP BY k"""  # noqa: S608
     return grouped, max(int(r.a or 0) for r in found), span
 
 
+def _numeric(key: str) -> int:
+    return int(key) if key.isdigit() else -1
+
+
 async def _labels(session: AsyncSession, query: StatsQuery) -> dict[str, str]:
     if query.group_by not in ("unit", "district", "department"):
         return {}
@@ -433,7 +437,8 @@ async def figures(db: Database, query: StatsQuery, *, target: float = DEFAULT_TA
         if query.group_by == "month":
             keys = [label for label, _ in query.months()]
         elif query.group_by != "all":
-            keys.sort(key=lambda k: (-int(by_key[k]["held"]), k))
+            # most meetings first; ties by id as a number ("9" before "10"), else by name
+            keys.sort(key=lambda k: (-int(by_key[k]["held"]), _numeric(k), k))
         for k in keys:
             row = by_key.get(k)
             item = (

@@ -85,6 +85,12 @@ class Endpoint:
     parameters: list[dict[str, Any]] = field(default_factory=list)
     # an OpenAPI requestBody for a route that parses its own body (multipart uploads)
     request_body: dict[str, Any] | None = None
+    # path parameters that are text (handed over in ``request.match_info``), not ids
+    text_params: tuple[str, ...] = ()
+    # a smaller body limit than the app's, for public endpoints (413 above it)
+    max_body: int | None = None
+    # the media type of a file answer (a download), for the OpenAPI document
+    produces: str | None = None
 
 
 @dataclass
@@ -110,6 +116,9 @@ class Api:
         status: int = 200,
         errors: Sequence[int] = (),
         body_example: dict[str, Any] | None = None,
+        text_params: Sequence[str] = (),
+        max_body: int | None = None,
+        produces: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -127,6 +136,9 @@ class Api:
                     errors=tuple(errors),
                     description=(handler.__doc__ or "").strip(),
                     body_example=body_example,
+                    text_params=tuple(text_params),
+                    max_body=max_body,
+                    produces=produces,
                 )
             )
             return handler
@@ -146,9 +158,13 @@ def _wrap(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
 
     async def handle(request: web.Request) -> web.StreamResponse:
         who = await authorize(request, endpoint.access)
-        path = {name: _parse_id(name, value) for name, value in request.match_info.items()}
+        path = {
+            name: _parse_id(name, value)
+            for name, value in request.match_info.items()
+            if name not in endpoint.text_params
+        }
         query = _parse_query(request, endpoint.query)
-        body = await _parse_body(request, endpoint.body)
+        body = await _parse_body(request, endpoint.body, endpoint.max_body)
         result = await endpoint.handler(Call(request, who, body, query, path))
         if isinstance(result, web.StreamResponse):
             return result
@@ -193,11 +209,17 @@ def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseMod
         raise _validation_problem(exc, "query") from None
 
 
-async def _parse_body(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
+async def _parse_body(
+    request: web.Request, model: type[BaseModel] | None, limit: int | None = None
+) -> BaseModel | None:
     if model is None:
         return None
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise _too_large(limit)
+    if limit is not None and len(await request.read()) > limit:  # sent without a length
+        raise _too_large(limit)
     text = await request.text()
     try:
         data = json.loads(text)
@@ -207,6 +229,10 @@ async def _parse_body(request: web.Request, model: type[BaseModel] | None) -> Ba
         return model.model_validate(data)
     except ValidationError as exc:
         raise _validation_problem(exc, "body") from None
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
 
 
 def _validation_problem(exc: ValidationError, where: str) -> ApiError:
@@ -265,7 +291,11 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": {"type": "integer", "minimum": 1},
+                "schema": (
+                    {"type": "string", "maxLength": 200}
+                    if name in ep.text_params
+                    else {"type": "integer", "minimum": 1}
+                ),
             }
             for name in _PATH_PARAM.findall(ep.path)
         ]
@@ -292,7 +322,12 @@ def build_openapi(api: Api, base_url: str) -> dict[str, Any]:
         elif ep.request_body is not None:
             op["requestBody"] = ep.request_body
         responses: dict[str, Any] = {}
-        if ep.status == 204 or ep.response is None:
+        if ep.produces is not None:
+            responses[str(ep.status)] = {
+                "description": "The file",
+                "content": {ep.produces: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        elif ep.status == 204 or ep.response is None:
             responses[str(ep.status if ep.status != 200 else 204)] = {"description": "Done"}
         else:
             responses[str(ep.status)] = {

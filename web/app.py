@@ -17,15 +17,25 @@ from rooms.directory import Directory
 from scheduling.availability import Availability
 from scheduling.changes import ChangeListener
 from scheduling.meetings import MeetingService
-from web import admin_pages, conference, integration, invitations, keys, pages, terminals
+from web import (
+    admin_pages,
+    conference,
+    integration,
+    invitations,
+    keys,
+    pages,
+    records_pages,
+    terminals,
+)
 from web.api import Api
 from web.auth import LoginLimiter
 from web.endpoints import accounts as accounts_endpoints
+from web.endpoints import conference_records, system
 from web.endpoints import conferences as conferences_endpoints
 from web.endpoints import directory as directory_endpoints
+from web.endpoints import guests as guests_endpoints
 from web.endpoints import meetings as meetings_endpoints
 from web.endpoints import stats as stats_endpoints
-from web.endpoints import system
 from web.metrics import Metrics, metrics_middleware
 from web.problems import problems_middleware
 from web.settings import Settings
@@ -42,7 +52,9 @@ def build_api() -> Api:
     accounts_endpoints.register(api)
     directory_endpoints.register(api)
     conferences_endpoints.register(api)
+    guests_endpoints.register(api)
     meetings_endpoints.register(api)
+    conference_records.register(api)
     stats_endpoints.register(api)
     return api
 
@@ -84,6 +96,7 @@ def create_app(settings: Settings) -> web.Application:
     invitations.install(app)
     terminals.install(app)
     integration.install(app)
+    records_pages.install(app)
     app.router.add_static("/static", HERE / "static")
     return app
 

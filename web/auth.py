@@ -242,3 +242,36 @@ class LoginLimiter:
     def succeeded(self, *keys_: str) -> None:
         for key in keys_:
             self._failures.pop(key, None)
+
+
+@dataclass
+class GuestLimits:
+    """Wrong passcodes of guests: per client address and per meeting, in a sliding window.
+
+    At most ``per_address`` wrong tries from one address and ``per_meeting`` for one meeting
+    (from anywhere) every ``window`` seconds; beyond either, every try (a right one too) is
+    answered 429 until the window has moved on. In-process, like :class:`LoginLimiter`.
+    """
+
+    per_address: int = 5
+    per_meeting: int = 20
+    window: float = 600.0
+    clock: Callable[[], float] = time.monotonic
+    _addresses: LoginLimiter = field(init=False)
+    _meetings: LoginLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._addresses = LoginLimiter(self.per_address, self.window, self.clock)
+        self._meetings = LoginLimiter(self.per_meeting, self.window, self.clock)
+
+    def retry_after(self, address: str, meeting_id: int | None = None) -> int:
+        """Seconds until this address may try (this meeting) again; 0 if now."""
+        wait = self._addresses.retry_after(address)
+        if meeting_id is not None:
+            wait = max(wait, self._meetings.retry_after(str(meeting_id)))
+        return wait
+
+    def failed(self, address: str, meeting_id: int | None = None) -> None:
+        self._addresses.failed(address)
+        if meeting_id is not None:
+            self._meetings.failed(str(meeting_id))

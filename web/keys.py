@@ -14,16 +14,18 @@ if TYPE_CHECKING:
     from rooms.directory import Directory
     from scheduling.availability import Availability
     from scheduling.changes import ChangeListener
+    from scheduling.conference_log import ConferenceLog
     from scheduling.idempotency import IdempotencyStore
     from scheduling.mailqueue import MailSender
     from scheduling.materials import Materials
     from scheduling.meetings import MeetingService
+    from scheduling.recordings import Recordings
     from scheduling.reminders import Lifecycle
     from scheduling.rsvp import Responses
     from scheduling.scheduler import JobScheduler
     from scheduling.webhook_sender import WebhookSender
     from scheduling.webhooks import Webhooks
-    from web.auth import LoginLimiter
+    from web.auth import GuestLimits, LoginLimiter
     from web.metrics import Metrics
     from web.settings import Settings
 
@@ -50,3 +52,7 @@ WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")
 WEBHOOK_SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender")
 MATERIALS: web.AppKey[Materials] = web.AppKey("materials")
 IDEMPOTENCY: web.AppKey[IdempotencyStore] = web.AppKey("idempotency")
+# Live conferences' records (installed by web.conference_hooks) and guests' wrong tries.
+CONFERENCE_LOG: web.AppKey[ConferenceLog] = web.AppKey("conference_log")
+RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
+GUEST_LIMITS: web.AppKey[GuestLimits] = web.AppKey("guest_limits")

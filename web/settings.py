@@ -110,6 +110,23 @@ class Settings(BaseSettings):
     attendance_sample_seconds: float = Field(
         10.0, ge=1, description="How often live participants' media quality is sampled."
     )
+    reconnect_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        description="How long a participant who lost the connection keeps their place "
+        "(shown as reconnecting) before they count as left.",
+    )
+    lobby_timeout_seconds: float = Field(
+        600.0,
+        ge=10,
+        le=24 * 3600,
+        description="How long a guest may wait in a conference's lobby to be admitted.",
+    )
+    recordings_dir: Path | None = Field(
+        None,
+        description="Where conference recordings are written; default: DATA_DIR/recordings.",
+    )
 
     webhook_allowed_targets: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -169,6 +186,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'suimeet.sqlite3').resolve()}"
+
+    @property
+    def effective_recordings_dir(self) -> Path:
+        return (self.recordings_dir or self.data_dir / "recordings").resolve()
 
     @property
     def base_url(self) -> str:

@@ -68,8 +68,8 @@ async def test_joins_samples_and_leaves_of_people_and_terminals_are_recorded(
     assert len(feed.recorder.connected) == 3
     assert await feed.sample(setup.app[HUB]) == 3
     await feed.drain()
-    await receiver.close()
-    await device.close()
+    await receiver.leave()
+    await device.leave()
     await _until_left(setup.app, 1)
     rows = {r.identity: r for r in await _presences(db)}
     assert set(rows) == {f"person:{people[0].id}", f"person:{people[1].id}",
@@ -108,7 +108,7 @@ async def test_a_quick_reconnection_continues_the_presence_a_late_one_starts_ano
     async def visit() -> None:
         client = await setup.join(link)
         await feed.drain()
-        await client.close()
+        await client.leave()  # a dropped connection would keep its place (the grace)
         await _until_left(setup.app, 0)
 
     await visit()
@@ -119,6 +119,26 @@ async def test_a_quick_reconnection_continues_the_presence_a_late_one_starts_ano
     await visit()
     rows = await _presences(db)
     assert [r.reconnects for r in rows] == [1, 0]
+
+
+async def test_a_dropped_connection_back_within_the_grace_is_no_leave_and_no_join(
+    setup: Setup, staff: Staff, db: Database, city: Unit
+) -> None:
+    person = await add_person(db, city.id, "g@gz.gov.cn")
+    meeting = await _meeting(
+        setup.client, staff, city, [person.id], [], datetime.now(UTC) + timedelta(minutes=5)
+    )
+    feed = setup.app[FEED]
+    client = await setup.join(setup.link(meeting, person.id))
+    first = client.participant
+    await feed.drain()
+    welcome = await client.reconnect()  # socket and peer connection dropped, no leave
+    assert welcome["resumed"] is True and client.participant == first
+    await feed.drain()
+    assert await feed.sample(setup.app[HUB]) == 1
+    await feed.drain()
+    (row,) = await _presences(db)
+    assert row.left_at is None and row.reconnects == 0 and row.samples >= 1
 
 
 async def test_presences_left_open_by_a_stopped_server_are_closed_as_last_seen(

@@ -228,3 +228,22 @@ EXTRA_MATRIX.update(
         ("GET", "/admin/terminals"): PUBLIC,  # the page redirects to the login or answers 403
     }
 )
+
+
+# in-meeting features (issue 8): guests join with a passcode (public, rate-limited); a
+# meeting's chat, log and recordings for administrators, the secretariat and the meeting's
+# organiser or chair (other staff: 403, or 404 for meetings they cannot see: here 999999
+# does not exist, so staff pass the access check and get 404); operators control conferences
+EXTRA_MATRIX.update(
+    {
+        ("POST", "/api/v1/guest-joins"): PUBLIC,
+        ("GET", "/guest"): PUBLIC,
+        ("GET", "/api/v1/meetings/{id}/chat"): STAFF_ROLES,
+        ("GET", "/api/v1/meetings/{id}/conference-log"): STAFF_ROLES,
+        ("GET", "/api/v1/meetings/{id}/recordings"): STAFF_ROLES,
+        ("GET", "/api/v1/recordings/{id}"): STAFF_ROLES,
+        ("GET", "/api/v1/recordings/{id}/file"): STAFF_ROLES,
+        ("POST", "/api/v1/conferences/{conference}/control"): frozenset({ADMIN, SEC}),
+        ("GET", "/secretariat/meetings/{meeting_id}/records"): PUBLIC,  # redirects or 403/404
+    }
+)

@@ -93,7 +93,7 @@ async def test_whip_publishes_into_the_booked_conference_and_whep_receives_it(
             10,
         )
     finally:
-        await invitee.close()
+        await invitee.leave()  # (a dropped socket would keep its place for the grace)
 
     # a WHEP player of the same room receives the encoder (the only one publishing)
     player = HttpOfferer(base(client), token)

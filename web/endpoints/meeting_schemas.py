@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, overload
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from rooms.models import Role
 from scheduling.availability import Busy
 from scheduling.errors import MeetingNotFound
 from scheduling.meetings import Check, MeetingService, Saved
 from scheduling.models import AttendeeRole, ExceptionKind, Meeting, MeetingMode, MeetingStatus
+from scheduling.passcodes import RULE, is_passcode
 from scheduling.planning import Invitee, MeetingDraft
 from scheduling.repository import Viewer
 from web import keys
@@ -36,6 +37,24 @@ Reminder = Annotated[int, Field(ge=0, le=7 * 24 * 60, description="Minutes befor
 RoomIds = Annotated[list[Id], Field(max_length=20)]
 UnitIds = Annotated[
     list[Id], Field(max_length=50, description="Invite all of these units' people.")
+]
+
+
+def _passcode(value: str) -> str:
+    if not is_passcode(value):
+        raise ValueError(f"a passcode is {RULE}")
+    return value
+
+
+Passcode = Annotated[
+    str,
+    StringConstraints(max_length=10),
+    AfterValidator(_passcode),
+    Field(
+        description="What guests (people not invited) type to ask to join: 6-10 digits; "
+        "null: no guest access. Default on creation: 6 random digits.",
+        examples=["482913"],
+    ),
 ]
 
 
@@ -68,10 +87,12 @@ class MeetingIn(Schema):
     room_ids: RoomIds = []
     attendees: Invitees = []
     unit_ids: UnitIds = []
+    passcode: Passcode | None = None
 
 
 class MeetingPatch(Schema):
-    """Fields to change; ``null`` clears ``chair_id``, ``rrule`` and ``doc_ref``."""
+    """Fields to change; ``null`` clears ``chair_id``, ``rrule``, ``doc_ref`` and
+    ``passcode`` (no guest access)."""
 
     title: Title | None = None
     agenda: Agenda | None = None
@@ -88,6 +109,7 @@ class MeetingPatch(Schema):
     room_ids: RoomIds | None = None
     attendees: Invitees | None = None
     unit_ids: UnitIds | None = None
+    passcode: Passcode | None = None
 
 
 class OccurrencePatch(Schema):
@@ -176,6 +198,12 @@ class MeetingOut(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    guest_access: bool = Field(description="Whether guests may ask to join with a passcode.")
+    passcode: str | None = Field(
+        description="The guests' passcode: shown to administrators, the secretariat, "
+        "meetings:write keys and the meeting's organiser and chair; null for others "
+        "(and when there is none)."
+    )
 
 
 class WarningOut(BaseModel):
@@ -272,13 +300,25 @@ def recurrence_id_of(call: Call[Any, Any]) -> datetime:
     return datetime.fromtimestamp(key, UTC)
 
 
-def meeting_fields(meeting: Meeting) -> dict[str, Any]:
+def passcode_visible(who: Principal, meeting: Meeting) -> bool:
+    """Who may see a meeting's passcode: those who may change the meeting, its organiser
+    and its chair (who hand it to their guests)."""
+    if who.kind == "apikey":
+        return "meetings:write" in who.scopes
+    if who.role in (Role.ADMIN, Role.SECRETARIAT):
+        return True
+    return who.person_id is not None and who.person_id in (meeting.organiser_id, meeting.chair_id)
+
+
+def meeting_fields(meeting: Meeting, *, show_passcode: bool) -> dict[str, Any]:
     zone = ZoneInfo(meeting.tzid)
     return {
         **{name: getattr(meeting, name) for name in (
             "id", "uid", "sequence", "title", "agenda", "unit_id", "organiser_id", "chair_id",
             "tzid", "rrule", "mode", "doc_ref", "status", "reminder_minutes", "split_from_id",
             "created_by", "created_at", "updated_at")},
+        "guest_access": meeting.passcode is not None,
+        "passcode": meeting.passcode if show_passcode else None,
         "start_utc": meeting.starts_at,
         "end_utc": meeting.ends_at,
         "start_local": meeting.starts_at.astimezone(zone),
@@ -306,7 +346,10 @@ def warnings_out(check: Check | Saved) -> list[WarningOut]:
 
 
 def saved_out(saved: Saved) -> MeetingSaved:
-    return MeetingSaved(**meeting_fields(saved.meeting), warnings=warnings_out(saved))
+    """A saved meeting, for whoever saved it (they may change it: the passcode is shown)."""
+    return MeetingSaved(
+        **meeting_fields(saved.meeting, show_passcode=True), warnings=warnings_out(saved)
+    )
 
 
 def check_out(check: Check) -> CheckOut:
@@ -323,6 +366,8 @@ def check_out(check: Check) -> CheckOut:
 
 def draft_of(call: Call[MeetingIn, Any]) -> MeetingDraft:
     body = call.body
+    # no passcode in the body: a new random one; null: no guest access
+    passcode = {"passcode": body.passcode} if "passcode" in body.model_fields_set else {}
     organiser = body.organiser_id or call.who.person_id
     if organiser is None:
         raise ApiError(422, "validation_failed", "say who organises the meeting",
@@ -334,6 +379,7 @@ def draft_of(call: Call[MeetingIn, Any]) -> MeetingDraft:
         doc_ref=body.doc_ref, reminder_minutes=body.reminder_minutes,
         room_ids=tuple(body.room_ids), unit_ids=tuple(body.unit_ids),
         invitees=tuple(Invitee(a.person_id, AttendeeRole(a.role)) for a in body.attendees),
+        **passcode,
     )  # fmt: skip
 
 

@@ -52,6 +52,7 @@ from web.endpoints.meeting_schemas import (
     draft_of,
     key_of,
     meeting_fields,
+    passcode_visible,
     range_of,
     recurrence_id_of,
     saved_out,
@@ -93,7 +94,8 @@ def register(api: Api) -> None:
             viewer_of(call.who),
         )  # fmt: skip
         return Page[MeetingOut](
-            items=[MeetingOut(**meeting_fields(m)) for m in rows], total=total,
+            items=[MeetingOut(**meeting_fields(m, show_passcode=passcode_visible(call.who, m)))
+                   for m in rows], total=total,
             limit=q.limit, offset=q.offset,
         )  # fmt: skip
 
@@ -163,7 +165,9 @@ def register(api: Api) -> None:
            response=MeetingOut)  # fmt: skip
     async def get_meeting(call: Call[None, None]) -> MeetingOut:
         meeting = await service(call).get(call.path["id"], viewer_of(call.who))
-        return MeetingOut(**meeting_fields(meeting))
+        return MeetingOut(
+            **meeting_fields(meeting, show_passcode=passcode_visible(call.who, meeting))
+        )
 
     @route("PATCH", _ONE, summary="Change a meeting (the whole series)", access=MEETINGS_WRITE,
            tag=_T, body=MeetingPatch, response=MeetingSaved, errors=(409, 422))  # fmt: skip
@@ -184,7 +188,7 @@ def register(api: Api) -> None:
     async def cancel_meeting(call: Call[None, None]) -> MeetingOut:
         """Frees its rooms. Cancelling a cancelled meeting changes nothing."""
         meeting = await service(call).cancel(call.path["id"], call.who.label)
-        return MeetingOut(**meeting_fields(meeting))
+        return MeetingOut(**meeting_fields(meeting, show_passcode=True))
 
     @route("GET", _ONE + "/occurrences", summary="Occurrences of a meeting in a range",
            access=MEETINGS_READ, tag=_T, query=Range, response=list[OccurrenceOut])  # fmt: skip
@@ -213,7 +217,7 @@ def register(api: Api) -> None:
             meeting = await meetings.cancel_following(call.path["id"], rid, actor)
         else:
             meeting = await meetings.cancel_occurrence(call.path["id"], rid, actor)
-        return MeetingOut(**meeting_fields(meeting))
+        return MeetingOut(**meeting_fields(meeting, show_passcode=True))
 
     @route("POST", _OCC + "/split", summary="Change this and all following occurrences",
            access=MEETINGS_WRITE, tag=_T, body=MeetingPatch, response=MeetingSaved,

@@ -10,8 +10,10 @@
   const tz = root.dataset.tz;
   const zh = root.dataset.lang !== "en";
   const T = zh
-    ? { conflict: "会议室冲突", busy: "参会人员时间冲突", ok: "没有冲突，可以保存", free: "空闲", occupied: "已占用" }
-    : { conflict: "Room conflict", busy: "Invitee busy", ok: "No conflicts: ready to save", free: "free", occupied: "busy" };
+    ? { conflict: "会议室冲突", busy: "参会人员时间冲突", ok: "没有冲突，可以保存", free: "空闲", occupied: "已占用",
+        guests: (id, code) => `访客入会：会议号 ${id}，访客密码 ${code}（/guest）`, noGuests: "不接受访客" }
+    : { conflict: "Room conflict", busy: "Invitee busy", ok: "No conflicts: ready to save", free: "free", occupied: "busy",
+        guests: (id, code) => `Guests: meeting number ${id}, passcode ${code} (/guest)`, noGuests: "No guests" };
 
   async function api(method, path, body) {
     const response = await fetch(path, {
@@ -110,6 +112,10 @@
   async function follow(meeting) {
     document.getElementById("result").hidden = false;
     document.getElementById("saved-title").textContent = meeting.title;
+    document.getElementById("saved-guests").textContent = meeting.passcode
+      ? T.guests(meeting.id, meeting.passcode)
+      : T.noGuests;
+    document.getElementById("saved-records").href = `/secretariat/meetings/${meeting.id}/records`;
     const fill = (id, rows) => {
       const tbody = document.querySelector(`#${id} tbody`);
       tbody.replaceChildren(...rows.map((cells) => {
