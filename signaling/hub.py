@@ -37,6 +37,7 @@ from signaling.errors import (
     CLOSE_REPLACED,
     CLOSE_SERVER,
     ControlRefused,
+    NotNow,
     Removed,
     SignalingError,
 )
@@ -93,6 +94,8 @@ class ConferenceHub:
         self._client_ice_servers = client_ice_servers or []
         self._sessions: dict[str, Session] = {}  # participants of every conference
         self._live: dict[str, LiveConference] = {}
+        self._ended: dict[str, datetime | None] = {}
+        """Conferences the chair ended, until their scheduled end: joins are refused."""
         self._tasks: set[asyncio.Future[None]] = set()
         self.moderation = Moderation(self)
         self.admissions = Admissions(self, lobby_timeout)
@@ -309,8 +312,21 @@ class ConferenceHub:
         if live is not None:
             self.forget_if_idle(live)
 
+    def mark_ended(self, conference: str, until: datetime | None) -> None:
+        """Refuse joins of ``conference`` until ``until`` (None: while this process runs)."""
+        now = datetime.now(UTC)
+        for other, end in list(self._ended.items()):  # forget the ones that are over
+            if end is not None and end <= now:
+                del self._ended[other]
+        self._ended[conference] = until
+
     def _live_for(self, grant: JoinGrant) -> LiveConference:
         """The grant's live conference, opened now if nobody is in it yet."""
+        if grant.conference in self._ended:
+            until = self._ended[grant.conference]
+            if until is None or until > datetime.now(UTC):
+                raise NotNow("the chair ended this conference for everyone", code="ended")
+            del self._ended[grant.conference]
         live = self._live.get(grant.conference)
         if live is None:
             live = self._live[grant.conference] = LiveConference(grant.conference, grant.meta)

@@ -159,6 +159,8 @@ class Moderation:
             conference.locked = action == "lock"
             hub.broadcast(conference.id, conference.state_message())
         elif action == "end":
+            ends = [s.grant.ends_at for s in conference.members.values() if s.grant.ends_at]
+            hub.mark_ended(conference.id, max(ends, default=None))
             await hub.end_conference(conference.id, "ended")
         elif action == "record_start":
             await hub.recorder.start(conference, actor.ref)

@@ -10,7 +10,7 @@ import pytest
 
 from signaling import protocol
 from signaling.client import ConferenceClient
-from signaling.errors import CLOSE_ENDED, CLOSE_REMOVED, ControlRefused
+from signaling.errors import CLOSE_ENDED, CLOSE_NOT_NOW, CLOSE_REMOVED, ControlRefused
 from signaling.sources import ColorTrack, ToneTrack
 from tests.signaling.conftest import Fixture, eventually, flowing, newer, of_type, stopped
 
@@ -150,6 +150,13 @@ async def test_ending_the_conference_closes_everyone_with_4010(conf: Fixture) ->
     assert (await p.wait_for(controlled("end")))["by"] == chair.participant
     await eventually(lambda: conf.hub.conferences() == {})
     assert conf.hub.engine.conferences() == []
+    # a reload (or a reconnecting page) does not open it again
+    again = conf.client("p")
+    with pytest.raises(Exception):  # noqa: B017 (ConnectionClosed)
+        await again.connect(timeout=5)
+    assert again.closed is not None and again.closed.code == CLOSE_NOT_NOW
+    assert again.closed.error is not None and again.closed.error["code"] == "ended"
+    assert conf.hub.conferences() == {}
 
 
 async def test_lock_sends_newcomers_to_the_lobby_but_not_chairs_or_terminals(
