@@ -14,6 +14,10 @@ if [ "${SUIMEET_SKIP_INSTALL:-0}" != 1 ]; then
     echo "== installing Debian's chromium for the browser tests"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
+  if [ "$(id -u)" = 0 ] && ! command -v nft >/dev/null 2>&1; then
+    echo "== installing nftables (the network-loss browser test cuts traffic with it)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null
+  fi
   echo "== installing SuiMeet and its test dependencies into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
