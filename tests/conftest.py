@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import delete, inspect, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rooms.accounts import Accounts
@@ -71,6 +72,20 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     """The session's database; every table is emptied after the test."""
     database = Database(database_url)
     yield database
+    # On SQLite a writer of the app being shut down (the scheduler's thread, a last
+    # presence or conference-log write) can still hold the file's lock for a moment.
+    for attempt in range(40):
+        try:
+            await _empty_tables(database)
+            break
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 39:
+                raise
+            await asyncio.sleep(0.25)
+    await database.close()
+
+
+async def _empty_tables(database: Database) -> None:
     async with database.write() as session:
         existing = set(
             await (await session.connection()).run_sync(
@@ -82,7 +97,6 @@ async def db(database_url: str) -> AsyncIterator[Database]:
                 await session.execute(delete(table))
         if "apscheduler_jobs" in existing:
             await session.execute(text("DELETE FROM apscheduler_jobs"))
-    await database.close()
 
 
 @pytest.fixture
